@@ -1,0 +1,36 @@
+# Two commands on a fresh machine:  `make demo` (the main job)  and  `make test` (the test suite).
+# Both create .venv on first use. torch is pinned to the CPU build 2.13.0 and installed in the same
+# pip command as the project, so pip never pulls a multi-GB CUDA build; torchvision must not be
+# installed beside it (it breaks transformers' image processors, see docs/).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+EXAMPLES := examples/adamllm-example-domain
+
+.PHONY: install demo test bench clean
+
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard examples/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0 -e '.[test]' $(addprefix -e ,$(EXAMPLES))
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit('torchvision is installed: pip uninstall torchvision' if u.find_spec('torchvision') else 0)"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/adamllm plugins list
+	$(BIN)/adamllm components list
+	$(BIN)/adamllm config validate examples/adamllm-example-domain/example.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/cli_startup.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,73 @@
+"""What a benchmark component is: samples to answer, generation settings, and scorers.
+
+The evaluation runner asks a benchmark for its samples, generates one answer per sample with a
+backbone adapter, and scores each answer with the benchmark's scorer; reports name the scorer.
+Import-light: no torch here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple, Protocol, runtime_checkable
+
+
+class SampleScore(NamedTuple):
+    """One sample's contribution: the metric it counts toward and its value in [0, 1]."""
+
+    metric: str
+    value: float
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores predictions. ``record`` has ``prediction`` and ``label`` plus benchmark fields."""
+
+    benchmark: str
+    scorer: str
+    version: str
+    metrics: tuple[str, ...]
+
+    def score_sample(self, record: dict, index: int = 0) -> SampleScore: ...
+
+    def aggregate(self, scores: list[SampleScore]) -> dict: ...
+
+
+@dataclass
+class Sample:
+    """One benchmark question: its prompt, its image (loaded on demand) and its label."""
+
+    id: str
+    prompt: str
+    label: Any
+    image: Any = None  # a PIL image, or a path loaded by ``load_image``
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, prediction: str) -> dict:
+        """The dict a scorer reads: prediction, label and the benchmark's own fields."""
+        return {"id": self.id, "prediction": prediction, "label": self.label, **self.fields}
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """The component an ``adamllm_benchmarks`` spec builds."""
+
+    name: str
+    max_new_tokens: int
+
+    def samples(self) -> Iterable[Sample]: ...
+
+    def get_scorer(self, scorer: str = "legacy", seed: int = 0) -> Scorer: ...
+
+
+def mean_by_metric(scores: Iterable[SampleScore], metrics: Iterable[str]) -> dict[str, float | int]:
+    """``{metric: mean × 100, n_<metric>: count}`` for the metrics that have samples."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for metric, value in scores:
+        sums[metric] = sums.get(metric, 0.0) + value
+        counts[metric] = counts.get(metric, 0) + 1
+    out: dict[str, float | int] = {}
+    for metric in metrics:
+        if counts.get(metric):
+            out[metric] = 100.0 * sums[metric] / counts[metric]
+            out[f"n_{metric}"] = counts[metric]
+    return out

@@ -1,0 +1,216 @@
+"""The ``adamllm`` command line.
+
+Built-in commands resolve without loading plugins; plugins load once, on first need, with the
+global flags (``--strict-plugins``, ``--no-plugins``). Plugins add commands through
+``adamllm_register_commands``. Heavy libraries are imported inside the commands that need them.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .registry import PluginError, PluginManager
+
+
+class App:
+    """Per-invocation state: the global flags and the lazily loaded plugin manager."""
+
+    def __init__(self, strict: bool = False, no_plugins: bool = False, verbose: bool = False) -> None:
+        self.strict = strict or None  # None: fall back to ADAMLLM_STRICT_PLUGINS
+        self.no_plugins = no_plugins
+        self.verbose = verbose
+        self._pm: PluginManager | None = None
+
+    @property
+    def plugins(self) -> PluginManager:
+        if self._pm is None:
+            try:
+                self._pm = PluginManager(strict=self.strict, no_plugins=self.no_plugins)
+            except PluginError as exc:
+                raise click.ClickException(str(exc)) from exc
+            if self.verbose:
+                for info in self._pm.failed():
+                    click.echo(info.traceback or "", err=True)
+        return self._pm
+
+
+def _app(ctx: click.Context) -> App:
+    root = ctx.find_root()
+    if root.obj is None:
+        params = root.params
+        root.obj = App(params.get("strict_plugins", False), params.get("no_plugins", False), params.get("verbose", False))
+    return root.obj
+
+
+class PluginGroup(click.Group):
+    """Adds plugin commands the first time a name is not a built-in command."""
+
+    _plugin_commands_added = False
+
+    def _add_plugin_commands(self, ctx: click.Context) -> None:
+        if not self._plugin_commands_added:
+            self._plugin_commands_added = True
+            _app(ctx).plugins.pm.hook.adamllm_register_commands(cli=self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not ctx.resilient_parsing:
+            self._add_plugin_commands(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context):
+        if not ctx.resilient_parsing:
+            self._add_plugin_commands(ctx)
+        return super().list_commands(ctx)
+
+
+def _print_version(ctx: click.Context, _param: Any, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"adamllm {__version__}")
+    pm = App(ctx.params.get("strict_plugins", False), ctx.params.get("no_plugins", False)).plugins
+    for info in pm.plugins.values():
+        status = "" if info.status == "active" else f" [{info.status}]"
+        click.echo(f"  {info.name} ({info.distribution} {info.version}){status}")
+    ctx.exit()
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--strict-plugins", is_flag=True, is_eager=True, help="A plugin that fails to load is an error.")
+@click.option("--no-plugins", is_flag=True, is_eager=True, help="Load no third-party plugins (built-ins only).")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of plugins that failed to load.")
+@click.option("--version", is_flag=True, expose_value=False, callback=_print_version,
+              help="Show the version and the installed plugins, then exit.")
+@click.pass_context
+def cli(ctx: click.Context, strict_plugins: bool, no_plugins: bool, verbose: bool) -> None:
+    """adamllm: post-train multimodal LLMs for a domain from its image-caption pairs."""
+    ctx.obj = App(strict_plugins, no_plugins, verbose)
+
+
+# -- plugins and components -----------------------------------------------------------------
+@cli.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def plugins_list(ctx: click.Context, as_json: bool) -> None:
+    """List plugins: name, version, status and the components each contributes."""
+    pm = _app(ctx).plugins
+    _ = pm.registries  # collect components (a plugin whose hook fails is marked failed)
+    rows = [info.as_dict() for info in pm.plugins.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        status = row["status"] + (f": {row['error']}" if row["error"] else "")
+        click.echo(f"{row['name']}  {row['distribution']} {row['version']}  [{status}]")
+        for kind, names in row["components"].items():
+            click.echo(f"    {kind}: {', '.join(names)}")
+
+
+@cli.group()
+def components() -> None:
+    """Inspect the components (backbones, benchmarks, ...) that plugins provide."""
+
+
+@components.command("list")
+@click.option("--kind", type=click.Choice(["domain", "synthesizer", "filter", "backbone", "trainer", "benchmark"]),
+              help="Only this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def components_list(ctx: click.Context, kind: str | None, as_json: bool) -> None:
+    """List components with their provider and description."""
+    from .specs import KINDS
+
+    pm = _app(ctx).plugins
+    rows = []
+    for k in [kind] if kind else KINDS:
+        for name, registered in sorted(pm.components(k).items()):
+            spec = registered.spec
+            row = {
+                "kind": k,
+                "name": name,
+                "plugin": registered.plugin.name,
+                "provider": registered.provider,
+                "description": spec.description,
+                "config": spec.config if isinstance(spec.config, str) or spec.config is None
+                else f"{spec.config.__module__}:{spec.config.__qualname__}",
+            }
+            if k == "domain":
+                row["benchmarks"] = list(spec.benchmarks)
+                row["sources"] = [s.name for s in spec.sources]
+            rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['kind']:<12} {row['name']:<16} {row['provider']:<24} {row['description']}")
+
+
+# -- config and run -------------------------------------------------------------------------
+@cli.group()
+def config() -> None:
+    """Validate run configs and print their JSON Schema."""
+
+
+@config.command("schema")
+@click.pass_context
+def config_schema(ctx: click.Context) -> None:
+    """Print the run config's JSON Schema, built from the installed components."""
+    from .config import json_schema
+
+    click.echo(json.dumps(json_schema(_app(ctx).plugins), indent=2))
+
+
+@config.command("validate")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.pass_context
+def config_validate(ctx: click.Context, config_file: str) -> None:
+    """Validate CONFIG_FILE; errors name the section and field."""
+    from .config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config_file, _app(ctx).plugins)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    sections = [s for s in ("domain", "synthesizer", "filter", "backbone", "trainer") if getattr(cfg, s)]
+    click.echo(
+        f"{config_file}: valid ({', '.join(f'{s}={getattr(cfg, s).type}' for s in sections) or 'no components'}"
+        f"{', benchmarks=' + ','.join(b.type for b in cfg.benchmarks) if cfg.benchmarks else ''}; "
+        f"stages: {', '.join(cfg.stages)})"
+    )
+
+
+@cli.command()
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.option("--stages", help="Comma-separated stages to run (default: the config's).")
+@click.option("--force", is_flag=True, help="Rerun stages that already finished.")
+@click.pass_context
+def run(ctx: click.Context, config_file: str, stages: str | None, force: bool) -> None:
+    """Run the pipeline stages of CONFIG_FILE (finished stages are skipped)."""
+    from .config import ConfigError, load_config
+    from .runner import StageError, run_pipeline
+
+    pm = _app(ctx).plugins
+    try:
+        cfg = load_config(config_file, pm)
+        selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+        run_pipeline(cfg, pm, selected, force=force, echo=click.echo)
+    except (ConfigError, StageError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="adamllm")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

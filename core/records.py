@@ -1,0 +1,76 @@
+"""Records the stages exchange through files in the output directory (one JSON object a line).
+
+Every stage reads the previous stage's file and writes its own, so each stage can run alone and a
+later stage can start from an earlier stage's output (or from a file named in the config's ``data``).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ImageCaptionPair(Record):
+    """A domain image with its caption (input of ``synthesize``)."""
+
+    id: str
+    image: str = Field(description="Image path, relative to the source's root.")
+    caption: str
+    instruction: Optional[str] = Field(None, description="The caption instruction, kept for the caption turn.")
+
+
+class TaskTriplet(Record):
+    """An instruction with a precise and an informative answer (output of ``synthesize``)."""
+
+    id: str
+    image: str
+    instruction: str
+    precise: str
+    informative: str
+
+
+class Verdict(Record):
+    """The consistency filter's label for one triplet (output of ``filter``)."""
+
+    id: str
+    verdict: Literal["yes", "no", "open"]
+    raw: str = ""
+
+
+class Message(Record):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class TrainingExample(Record):
+    """One ShareGPT-style conversation (output of ``compose``, input of ``train``)."""
+
+    messages: list[Message]
+    images: list[str] = Field(default_factory=list)
+    id: Optional[str] = None
+
+
+class Prediction(Record):
+    """One benchmark sample with the model's answer and its score (output of ``evaluate``)."""
+
+    id: str
+    benchmark: str
+    prompt: str
+    prediction: str
+    label: Any
+    score: Optional[float] = None
+    metric: Optional[str] = None
+
+
+class Score(Record):
+    """One reported number: a benchmark's metric ×100, with the scorer that produced it."""
+
+    benchmark: str
+    metric: str
+    value: float
+    scorer: str
+    n: int

@@ -1,0 +1,129 @@
+"""Typed records that plugins return from the registration hooks.
+
+A spec names a component and says how to build it, without building it: ``factory`` and
+``config`` may be ``"package.module:Attr"`` strings, resolved only when the component is used,
+so discovering plugins never imports torch or transformers.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+#: Component kinds, in pipeline order; each has one registration hook ``adamllm_<kind>s``.
+KINDS = ("domain", "synthesizer", "filter", "backbone", "trainer", "benchmark")
+
+
+def resolve(target: str | Any) -> Any:
+    """Import ``"package.module:Attr"`` (or return a non-string target unchanged)."""
+    if not isinstance(target, str):
+        return target
+    module_name, sep, attr = target.partition(":")
+    if not sep or not attr:
+        raise ValueError(f"expected 'package.module:Attr', got {target!r}")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One named component contributed by a plugin.
+
+    ``factory`` builds the component: ``factory(config)`` where ``config`` is an instance of the
+    ``config`` model (a pydantic model with ``extra="forbid"``), or ``factory()`` when there is none.
+    """
+
+    kind: ClassVar[str] = ""
+    name: str
+    factory: str | Callable[..., Any]
+    config: str | type | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            raise ValueError(
+                f"invalid {self.kind} name {self.name!r}: use lower-case letters, digits, '_', '.', '-'"
+            )
+
+    def load_factory(self) -> Callable[..., Any]:
+        return resolve(self.factory)
+
+    def load_config_model(self) -> type | None:
+        """The pydantic model for this component's options (imported on first use)."""
+        return resolve(self.config) if self.config is not None else None
+
+    def build(self, config: Any = None) -> Any:
+        factory = self.load_factory()
+        return factory(config) if self.config is not None else factory()
+
+
+@dataclass(frozen=True)
+class BackboneSpec(ComponentSpec):
+    """A model adapter (see ``adamllm.backbone.BackboneAdapter``)."""
+
+    kind: ClassVar[str] = "backbone"
+
+
+@dataclass(frozen=True)
+class SynthesizerSpec(ComponentSpec):
+    """Writes task triplets for image-caption pairs (stage ``synthesize``)."""
+
+    kind: ClassVar[str] = "synthesizer"
+
+
+@dataclass(frozen=True)
+class FilterSpec(ComponentSpec):
+    """Judges task triplets Yes / No / Open (stage ``filter``)."""
+
+    kind: ClassVar[str] = "filter"
+
+
+@dataclass(frozen=True)
+class TrainerSpec(ComponentSpec):
+    """Trains a backbone on a composed mix (stage ``train``)."""
+
+    kind: ClassVar[str] = "trainer"
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec(ComponentSpec):
+    """An evaluation task: records, prompts, generation settings and scoring (stage ``evaluate``)."""
+
+    kind: ClassVar[str] = "benchmark"
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where a domain's image-caption pairs come from (a file or a hub dataset, and its format)."""
+
+    name: str
+    format: str
+    location: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DomainSpec(ComponentSpec):
+    """A field (biomedicine, food, ...): its image-caption sources, benchmarks and defaults.
+
+    A domain needs no factory: it is data. ``defaults`` are run-config sections used when a run
+    config selects the domain but leaves a section out.
+    """
+
+    kind: ClassVar[str] = "domain"
+    factory: str | Callable[..., Any] = "builtins:dict"
+    benchmarks: tuple[str, ...] = ()
+    sources: tuple[SourceSpec, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+SPEC_TYPES: dict[str, type[ComponentSpec]] = {
+    cls.kind: cls
+    for cls in (DomainSpec, SynthesizerSpec, FilterSpec, BackboneSpec, TrainerSpec, BenchmarkSpec)
+}

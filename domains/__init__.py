@@ -1,0 +1,1 @@
+"""Built-in domains of adamllm."""

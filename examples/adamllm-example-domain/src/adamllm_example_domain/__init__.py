@@ -1,0 +1,1 @@
+"""An example adamllm domain plugin: toy 'shapes' images, their captions and one benchmark."""

@@ -1,0 +1,59 @@
+"""The ``shapes_vqa`` benchmark: four questions about coloured shapes, shipped as package data.
+
+It shows the whole benchmark contract: a pydantic config, samples with images, generation
+settings, and a scorer that reports which rule produced its number.
+"""
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adamllm.benchmark import Sample, SampleScore, mean_by_metric
+
+
+class ShapesVQAConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int | None = Field(None, ge=1, description="Use only the first N samples.")
+    max_new_tokens: int = Field(16, ge=1, description="Answer length budget.")
+
+
+class ExactMatchScorer:
+    """1 when the prediction's words contain the label's words in order, else 0."""
+
+    benchmark = "shapes_vqa"
+    scorer = "exact"
+    version = "exact-1"
+    metrics = ("accuracy",)
+
+    def score_sample(self, record: dict, index: int = 0) -> SampleScore:
+        words = re.findall(r"[a-z0-9]+", str(record["prediction"]).lower())
+        label = re.findall(r"[a-z0-9]+", str(record["label"]).lower())
+        hit = any(words[i : i + len(label)] == label for i in range(len(words) - len(label) + 1))
+        return SampleScore("accuracy", float(bool(label) and hit))
+
+    def aggregate(self, scores):
+        return mean_by_metric(scores, self.metrics)
+
+
+class ShapesVQA:
+    name = "shapes_vqa"
+
+    def __init__(self, config: ShapesVQAConfig | None = None) -> None:
+        self.config = config or ShapesVQAConfig()
+        self.max_new_tokens = self.config.max_new_tokens
+
+    def samples(self) -> list[Sample]:
+        data = resources.files("adamllm_example_domain") / "data"
+        rows = [json.loads(line) for line in (data / "shapes_vqa.jsonl").read_text().splitlines() if line.strip()]
+        rows = rows[: self.config.limit] if self.config.limit else rows
+        return [
+            Sample(id=r["id"], prompt=r["input"], label=r["label"], image=str(data / r["image"]),
+                   fields={"answer_type": r["answer_type"]})
+            for r in rows
+        ]
+
+    def get_scorer(self, scorer: str = "exact", seed: int = 0) -> ExactMatchScorer:
+        return ExactMatchScorer()

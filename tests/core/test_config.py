@@ -1,0 +1,109 @@
+"""Two-phase run-config validation and the JSON Schema built from installed components."""
+import json
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from adamllm import hookimpl
+from adamllm.config import ConfigError, json_schema, load_config, validate_config
+from adamllm.specs import BackboneSpec, BenchmarkSpec, DomainSpec
+
+
+class ToyBackboneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(description="hub id or local directory")
+    max_length: int = 512
+
+
+class ToyBenchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int | None = None
+
+
+class Toy:
+    @hookimpl
+    def adamllm_backbones(self):
+        return [BackboneSpec(name="toy", factory="builtins:dict", config=ToyBackboneConfig),
+                BackboneSpec(name="toy2", factory="builtins:dict", config=ToyBackboneConfig)]
+
+    @hookimpl
+    def adamllm_benchmarks(self):
+        return [BenchmarkSpec(name="bench_a", factory="builtins:dict", config=ToyBenchConfig),
+                BenchmarkSpec(name="bench_b", factory="builtins:dict", config=ToyBenchConfig)]
+
+    @hookimpl
+    def adamllm_domains(self):
+        return [DomainSpec(name="toydomain", benchmarks=("bench_a",))]
+
+
+@pytest.fixture
+def pm(plugin_manager, register_plugin):
+    register_plugin(Toy(), "toy", distribution="adamllm-toy")
+    return plugin_manager
+
+
+def test_valid_config_validates_each_section_with_its_model(pm, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "output_dir: out\nseed: 3\nstages: [train, evaluate]\ndomain: {type: toydomain}\n"
+        "backbone: {type: toy, model: some/dir, max_length: 64}\n"
+        "benchmarks: [{type: bench_a, limit: 2}, {type: bench_b}]\n"
+    )
+    cfg = load_config(path, pm)
+    assert cfg.output_dir == tmp_path / "out"  # relative to the config file
+    assert cfg.backbone.options == ToyBackboneConfig(model="some/dir", max_length=64)
+    assert [b.options.limit for b in cfg.benchmarks] == [2, None]
+    assert cfg.stages == ["train", "evaluate"] and cfg.seed == 3
+
+
+@pytest.mark.parametrize(
+    "yaml_text, location, message",
+    [
+        ("backbone: {type: nope, model: m}", "backbone.type", "unknown backbone 'nope'; installed backbones: toy, toy2"),
+        ("backbone: {type: toy, model: m, max_length: lots}", "backbone.max_length", "valid integer"),
+        ("backbone: {type: toy, model: m, colour: red}", "backbone.colour", "Extra inputs are not permitted"),
+        ("backbone: {type: toy}", "backbone.model", "Field required"),
+        ("benchmarks: [{type: bench_a}, {type: bench_a, limt: 1}]", "benchmarks.1.limt", "Extra inputs"),
+        ("seed: x", "seed", "valid integer"),
+        ("stages: [cook]", "stages.0", "Input should be"),
+        ("trainers: {type: x}", "trainers", "Extra inputs"),
+        ("domain: {type: toydomain, extra: 1}", "domain.extra", "takes no options"),
+    ],
+)
+def test_invalid_config_names_section_and_field(pm, yaml_text, location, message):
+    import yaml
+
+    data = {"output_dir": "out", **yaml.safe_load(yaml_text)}
+    with pytest.raises(ConfigError) as info:
+        validate_config(data, pm)
+    locations = dict(info.value.problems)
+    assert location in locations, info.value.problems
+    assert message in locations[location]
+
+
+def test_all_problems_reported_at_once(pm):
+    data = {"output_dir": "o", "backbone": {"type": "toy", "model": 1, "x": 2}, "benchmarks": [{"type": "zzz"}]}
+    with pytest.raises(ConfigError) as info:
+        validate_config(data, pm)
+    assert {loc for loc, _ in info.value.problems} == {"backbone.model", "backbone.x", "benchmarks.0.type"}
+
+
+def test_missing_file_and_bad_yaml(pm, tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "missing.yaml", pm)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"\(yaml\)"):
+        load_config(bad, pm)
+
+
+def test_json_schema_is_a_valid_schema_with_discriminated_components(pm):
+    schema = json_schema(pm)
+    json.dumps(schema)
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"output_dir": "o", "backbone": {"type": "toy", "model": "m"}})
+    assert not validator.is_valid({"output_dir": "o", "backbone": {"type": "toy", "model": "m", "bad": 1}})
+    assert not validator.is_valid({"output_dir": "o", "backbone": {"type": "unknown", "model": "m"}})
+    assert validator.is_valid({"output_dir": "o", "benchmarks": [{"type": "bench_a", "limit": 1}, {"type": "bench_b"}]})
