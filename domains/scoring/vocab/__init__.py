@@ -1,0 +1,1 @@
+"""Benchmark vocabularies shipped as package data (copies of the public dataset class lists)."""
