@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-EXAMPLES := examples/adamllm-example-domain
+EXAMPLES := examples/adamllm-example-domain examples/adamllm-example-backbone
 
 .PHONY: install demo test bench clean
 

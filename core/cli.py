@@ -208,6 +208,29 @@ def run(ctx: click.Context, config_file: str, stages: str | None, force: bool) -
         raise click.ClickException(str(exc)) from None
 
 
+@cli.command()
+@click.argument("backbone")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
+              help="tiny: ~0.3M parameters, for tests; small: a few M, for demos.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same weights.")
+@click.pass_context
+def tiny(ctx: click.Context, backbone: str, out_dir: str, size: str, seed: int) -> None:
+    """Write a tiny randomly initialised BACKBONE checkpoint to OUT_DIR (offline)."""
+    from .registry import UnknownComponentError
+    from .specs import resolve
+
+    pm = _app(ctx).plugins
+    try:
+        spec = pm.spec("backbone", backbone)
+    except UnknownComponentError as exc:
+        raise click.ClickException(str(exc)) from None
+    if spec.tiny is None:
+        raise click.ClickException(f"backbone {backbone!r} ({pm.get('backbone', backbone).provider}) has no tiny builder")
+    path = resolve(spec.tiny)(out_dir, size=size, seed=seed)
+    click.echo(f"wrote a {size} random {backbone} checkpoint to {path}")
+
+
 def main(argv: list[str] | None = None) -> Any:
     return cli.main(args=argv, prog_name="adamllm")
 

@@ -64,9 +64,14 @@ class ComponentSpec:
 
 @dataclass(frozen=True)
 class BackboneSpec(ComponentSpec):
-    """A model adapter (see ``adamllm.backbone.BackboneAdapter``)."""
+    """A model adapter (see ``adamllm.backbone.Backbone``).
+
+    ``tiny``: optional ``"module:function"`` with signature ``(out_dir, size="tiny", seed=0) -> Path``
+    that writes a small randomly initialised checkpoint offline (``adamllm tiny NAME DIR``).
+    """
 
     kind: ClassVar[str] = "backbone"
+    tiny: str | Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,454 @@
+"""The shared backbone-adapter implementation; one subclass per model family.
+
+Labels come from the model's own chat template, whatever it is: the adapter renders growing
+prefixes of the conversation to find where each message starts and ends in the text, labels
+characters by policy, tokenises the text (one placeholder per image) with offsets, then walks the
+processor's output, where each placeholder is expanded into the image's tokens. Labels therefore
+never depend on ``{% generation %}`` tags (real checkpoints' templates lack them), and a sample
+that is too long is refused whole instead of cut through its image tokens.
+"""
+from __future__ import annotations
+
+import os
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Sequence
+
+import torch
+
+from adamllm.backbone import (
+    GROUPS,
+    IMAGE_PLACEHOLDER,
+    BackboneConfig,
+    GenerationSettings,
+    LabelPolicy,
+    SampleTooLong,
+)
+
+IGNORE_INDEX = -100
+LORA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class TemplateError(ValueError):
+    """The chat template does not render conversations as growing prefixes."""
+
+
+class BadSample(ValueError):
+    """A record that cannot be encoded (placeholders and images disagree, unreadable image)."""
+
+
+@dataclass
+class EncodedSet:
+    """The encodable samples of a dataset, and what was dropped and why (never silently)."""
+
+    samples: list[dict] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)  # record index of each kept sample
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+    problems: list[str] = field(default_factory=list)  # the first few, naming the record
+
+
+def to_content_list(messages: Sequence[dict]) -> list[dict]:
+    """ShareGPT messages (``<image>`` in string content) -> transformers content lists."""
+    converted = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            parts: list[dict] = []
+            pieces = content.split(IMAGE_PLACEHOLDER)
+            for i, piece in enumerate(pieces):
+                if i > 0:
+                    parts.append({"type": "image"})
+                if piece:
+                    parts.append({"type": "text", "text": piece})
+            content = parts
+        converted.append({"role": message["role"], "content": content})
+    return converted
+
+
+def count_images(messages: Sequence[dict]) -> int:
+    total = 0
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            total += content.count(IMAGE_PLACEHOLDER)
+        else:
+            total += sum(1 for part in content if part.get("type") == "image")
+    return total
+
+
+def load_image(image: Any, root: str | os.PathLike | None = None):
+    """A PIL RGB image from a PIL image or a path (relative paths resolve against ``root``)."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    path = Path(image)
+    if root is not None and not path.is_absolute():
+        from adamllm.io import resolve_under
+
+        path = resolve_under(root, path)
+    with Image.open(path) as opened:
+        return opened.convert("RGB")
+
+
+def local_checkpoint(model: str, revision: str | None = None) -> Path:
+    """A local directory for a hub id or a directory (the hub is asked only for an id)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(model, revision=revision,
+                                  allow_patterns=["*.json", "*.jinja", "*.safetensors", "*.model", "*.txt"]))
+
+
+def _pad(rows: list[torch.Tensor], value: int, side: str) -> torch.Tensor:
+    width = max(row.shape[0] for row in rows)
+    out = torch.full((len(rows), width), value, dtype=rows[0].dtype)
+    for i, row in enumerate(rows):
+        if side == "right":
+            out[i, : row.shape[0]] = row
+        else:
+            out[i, width - row.shape[0]:] = row
+    return out
+
+
+class VisionLanguageAdapter:
+    """Load, encode, collate, generate and save one image-text model family.
+
+    Subclasses set the class attributes and, where the family needs it, override
+    ``_process`` (the processor call) and ``_collate_images`` (batching image tensors).
+    """
+
+    family: ClassVar[str] = ""
+    image_token: ClassVar[str] = ""            # the placeholder the template writes for an image
+    end_of_text_token: ClassVar[str] = ""      # appended and trained under ``after_first_turn``
+    group_prefixes: ClassVar[dict[str, tuple[str, ...]]] = {}
+    default_modules_to_save: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: BackboneConfig | None = None, *, model: Any = None, processor: Any = None) -> None:
+        self.config = config or BackboneConfig(model="")
+        self.max_length = self.config.max_length
+        self._model, self._processor = model, processor
+
+    # -- loading -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, model: str | os.PathLike, **options: Any) -> "VisionLanguageAdapter":
+        return cls(BackboneConfig(model=str(model), **options))
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self._load_model()
+        return self._model
+
+    @model.setter
+    def model(self, value) -> None:
+        self._model = value
+
+    @property
+    def processor(self):
+        if self._processor is None:
+            self._processor = self._load_processor()
+        return self._processor
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    def _load_model(self):
+        from transformers import AutoModelForImageTextToText
+
+        cfg = self.config
+        kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code, "revision": cfg.revision}
+        kwargs["dtype"] = "auto" if cfg.dtype == "auto" else _DTYPES[cfg.dtype]
+        if cfg.attn_implementation:
+            kwargs["attn_implementation"] = cfg.attn_implementation
+        if cfg.device == "auto":
+            kwargs["device_map"] = "auto"
+        model = AutoModelForImageTextToText.from_pretrained(cfg.model, **kwargs)
+        expected = self.family.replace("_", "")
+        if expected not in model.config.model_type.replace("_", ""):
+            raise ValueError(
+                f"{cfg.model} is a {model.config.model_type!r} checkpoint, not {self.family!r}: "
+                f"select the matching backbone type"
+            )
+        if cfg.device != "auto":
+            model.to(cfg.device)
+        return model
+
+    def _load_processor(self):
+        from .processors import load_processor
+
+        processor = load_processor(self.family, local_checkpoint(self.config.model, self.config.revision))
+        self._apply_pixel_budget(processor.image_processor)
+        return processor
+
+    def _apply_pixel_budget(self, image_processor) -> None:
+        if self.config.min_pixels is not None or self.config.max_pixels is not None:
+            raise ValueError(f"min_pixels/max_pixels apply to qwen2_vl only, not {self.family}")
+
+    @property
+    def image_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(self.image_token)
+
+    # -- encoding ------------------------------------------------------------------------
+    def render(self, messages: Sequence[dict], add_generation_prompt: bool = False) -> str:
+        return self.processor.apply_chat_template(
+            to_content_list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def _label_spans(self, messages: Sequence[dict], text: str, policy: LabelPolicy) -> list[tuple[int, int]]:
+        """Character spans of ``text`` that carry labels under ``policy``."""
+        ends = []
+        for k in range(1, len(messages) + 1):
+            prefix = self.render(messages[:k]) if k < len(messages) else text
+            if not text.startswith(prefix):
+                raise TemplateError(
+                    f"the {self.family} chat template does not render message {k} as a prefix of the "
+                    f"conversation; labels cannot be placed"
+                )
+            ends.append(len(prefix))
+        if policy == "after_first_turn":
+            first_answer = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), None)
+            if first_answer is None or first_answer == len(messages) - 1:
+                return []
+            return [(ends[first_answer], len(text))]
+        if policy != "assistant":
+            raise ValueError(f"unknown label policy {policy!r}")
+        spans = []
+        for i, message in enumerate(messages):
+            if message["role"] == "assistant":
+                head = self.render(messages[:i], add_generation_prompt=True) if i else ""
+                if not text.startswith(head):
+                    raise TemplateError(f"the {self.family} generation prompt is not a prefix of the reply")
+                spans.append((len(head), ends[i]))
+        return spans
+
+    def _process(self, text: str, images: list) -> dict:
+        """Run the processor on one sample (families that nest images override this)."""
+        return dict(self.processor(text=[text], images=images or None, add_special_tokens=False,
+                                   return_tensors="pt"))
+
+    def encode(self, messages: Sequence[dict], images: Sequence[Any] = (), policy: LabelPolicy = "assistant",
+               add_generation_prompt: bool = False, image_root: str | os.PathLike | None = None) -> dict:
+        """One sample as model inputs (batch dimension 1 removed) with ``labels``.
+
+        Raises ``SampleTooLong`` (never truncates) and ``ValueError`` when the number of images does
+        not match the ``<image>`` placeholders.
+        """
+        n_placeholders = count_images(messages)
+        if n_placeholders != len(images):
+            raise BadSample(f"{n_placeholders} <image> placeholders but {len(images)} images")
+        try:
+            pil_images = [load_image(img, image_root) for img in images]
+        except OSError as exc:
+            raise BadSample(f"unreadable image: {exc}") from exc
+        text = self.render(messages, add_generation_prompt=add_generation_prompt)
+        train_eos = policy == "after_first_turn" and not add_generation_prompt
+        if train_eos:
+            text += self.end_of_text_token
+        spans = [] if add_generation_prompt else self._label_spans(messages, text, policy)
+        if train_eos and spans:
+            spans[-1] = (spans[-1][0], len(text))
+
+        # Labels on the text with one placeholder per image...
+        plain = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        plain_labels = []
+        for token, (start, _end) in zip(plain["input_ids"], plain["offset_mapping"]):
+            inside = any(a <= start < b for a, b in spans)
+            plain_labels.append(token if inside else IGNORE_INDEX)
+        # ...carried over to the processor's output, where each placeholder became N image tokens.
+        inputs = self._process(text, pil_images)
+        ids = inputs["input_ids"][0]
+        labels = self._expand_labels(plain["input_ids"], plain_labels, ids.tolist())
+        if ids.shape[0] > self.max_length:
+            raise SampleTooLong(int(ids.shape[0]), self.max_length)
+        sample = {k: (v[0] if k in ("input_ids", "attention_mask", "mm_token_type_ids", "cross_attention_mask")
+                      else v) for k, v in inputs.items()}
+        sample["labels"] = torch.tensor(labels, dtype=torch.long)
+        sample["num_image_tokens"] = int((ids == self.image_token_id).sum())
+        return sample
+
+    def encode_all(self, records: Iterable[dict], policy: LabelPolicy = "assistant",
+                   image_root: str | os.PathLike | None = None, max_problems: int = 20) -> EncodedSet:
+        """Encode ``{"messages", "images"}`` records; too long or bad ones are dropped and counted."""
+        result = EncodedSet()
+        for index, record in enumerate(records):
+            try:
+                sample = self.encode(record["messages"], record.get("images") or [], policy, image_root=image_root)
+            except SampleTooLong as exc:
+                reason, message = "too_long", str(exc)
+            except BadSample as exc:
+                reason, message = "bad_record", str(exc)
+            else:
+                result.samples.append(sample)
+                result.indices.append(index)
+                continue
+            result.dropped[reason] += 1
+            if len(result.problems) < max_problems:
+                result.problems.append(f"record {record.get('id', index)}: {message}")
+        return result
+
+    def consumed_image_tokens(self, sample: dict) -> int | None:
+        """How many image-token embeddings the model computes for this sample (None: unknown)."""
+        return None
+
+    def _expand_labels(self, plain_ids: list[int], plain_labels: list[int], expanded: list[int]) -> list[int]:
+        image_id = self.image_token_id
+        labels, j = [], 0
+        for i, token in enumerate(plain_ids):
+            if token == image_id:
+                if i + 1 < len(plain_ids) and plain_ids[i + 1] == image_id:
+                    raise ValueError("two images directly adjacent in the text are not supported")
+                start = j
+                while j < len(expanded) and expanded[j] == image_id:
+                    j += 1
+                if j == start:
+                    raise ValueError("the processor dropped an image placeholder")
+                labels += [IGNORE_INDEX] * (j - start)
+                continue
+            if j >= len(expanded) or expanded[j] != token:
+                raise ValueError(f"processor and tokenizer disagree at token {i} of the {self.family} sample")
+            labels.append(plain_labels[i])
+            j += 1
+        if j != len(expanded):
+            raise ValueError(f"the processor added {len(expanded) - j} tokens the tokenizer did not")
+        return labels
+
+    # -- batching ------------------------------------------------------------------------
+    def collate(self, samples: Sequence[dict], padding_side: str = "right") -> dict:
+        """Pad a list of ``encode`` outputs into a batch (right for training, left for generation)."""
+        pad_id = self.tokenizer.pad_token_id
+        batch = {
+            "input_ids": _pad([s["input_ids"] for s in samples], pad_id, padding_side),
+            "attention_mask": _pad([s["attention_mask"] for s in samples], 0, padding_side),
+        }
+        if all("labels" in s for s in samples):
+            batch["labels"] = _pad([s["labels"] for s in samples], IGNORE_INDEX, padding_side)
+        batch.update(self._collate_images(samples, padding_side))
+        return batch
+
+    def _collate_images(self, samples: Sequence[dict], padding_side: str) -> dict:
+        raise NotImplementedError
+
+    # -- generation ----------------------------------------------------------------------
+    def stop_token_ids(self) -> list[int]:
+        tok = self.tokenizer
+        ids = {tok.eos_token_id}
+        for token in (self.end_of_text_token,):
+            token_id = tok.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id != tok.unk_token_id:
+                ids.add(token_id)
+        return sorted(i for i in ids if i is not None)
+
+    @torch.no_grad()
+    def generate(self, conversations: Sequence[Sequence[dict]], images: Sequence[Sequence[Any]] | None = None,
+                 settings: GenerationSettings | None = None, image_root: str | os.PathLike | None = None) -> list[str]:
+        """Answer each conversation (its last message is the user's); returns text per sample."""
+        settings = settings or GenerationSettings()
+        images = images if images is not None else [[] for _ in conversations]
+        encoded = [self.encode(c, imgs, add_generation_prompt=True, image_root=image_root)
+                   for c, imgs in zip(conversations, images)]
+        batch = self.collate(encoded, padding_side="left")
+        batch.pop("labels", None)
+        model = self.model
+        device = next(model.parameters()).device
+        batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": settings.max_new_tokens,
+            "min_new_tokens": settings.min_new_tokens or None,
+            "do_sample": settings.do_sample,
+            "eos_token_id": self.stop_token_ids(),
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if settings.do_sample:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+            if settings.seed is not None:
+                torch.manual_seed(settings.seed)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        was_training = model.training
+        model.eval()
+        output = model.generate(**batch, **kwargs)
+        model.train(was_training)
+        new_tokens = output[:, batch["input_ids"].shape[1]:]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=not settings.keep_special_tokens)
+        if settings.keep_special_tokens:  # drop the padding after an early stop, keep the rest
+            pad = self.tokenizer.pad_token
+            texts = [t.replace(pad, "") if pad else t for t in texts]
+        return [_cut_at_stop(t, settings.stop_strings) for t in texts]
+
+    # -- module groups, LoRA, saving ------------------------------------------------------
+    def module_groups(self) -> dict[str, list[str]]:
+        """Group name -> names of the parameters in it (every parameter in exactly one group)."""
+        groups: dict[str, list[str]] = {g: [] for g in GROUPS}
+        for name, _ in self.model.named_parameters():
+            groups[self.group_of(name)].append(name)
+        return groups
+
+    def group_of(self, parameter_name: str) -> str:
+        name = parameter_name.removeprefix("base_model.model.")
+        best, best_len = None, -1
+        for group, prefixes in self.group_prefixes.items():
+            for prefix in prefixes:
+                if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best_len:
+                    best, best_len = group, len(prefix)
+        if best is None:
+            raise KeyError(f"parameter {parameter_name!r} belongs to no module group of {self.family}")
+        return best
+
+    def freeze(self, groups: Sequence[str]) -> int:
+        """Freeze the parameters of ``groups``; returns how many tensors were frozen."""
+        unknown = set(groups) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown module group(s) {sorted(unknown)}; groups: {', '.join(GROUPS)}")
+        frozen = 0
+        for name, param in self.model.named_parameters():
+            if self.group_of(name) in groups:
+                param.requires_grad_(False)
+                frozen += 1
+        return frozen
+
+    def lora_target_modules(self) -> str:
+        """Regex over module names: the language model's linear projections only."""
+        return rf".*language_model.*\.({'|'.join(LORA_PROJECTIONS)})"
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """A complete, reloadable directory: safetensors weights, processor, tokenizer, chat template."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out, safe_serialization=True)
+        self.processor.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        template = self.processor.chat_template or self.tokenizer.chat_template
+        if template and not (out / "chat_template.jinja").exists():
+            (out / "chat_template.jinja").write_text(template, encoding="utf-8")
+        return out
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    cut = len(text)
+    for stop in stops:
+        index = text.find(stop)
+        if index != -1:
+            cut = min(cut, index)
+    return text[:cut]
+
+
+def pad_dim(tensors: list[torch.Tensor], dim: int, value: float = 0) -> list[torch.Tensor]:
+    """Pad tensors along ``dim`` to the same size (image/tile dimensions of a batch)."""
+    size = max(t.shape[dim] for t in tensors)
+    out = []
+    for t in tensors:
+        if t.shape[dim] < size:
+            shape = list(t.shape)
+            shape[dim] = size - t.shape[dim]
+            t = torch.cat([t, torch.full(shape, value, dtype=t.dtype)], dim=dim)
+        out.append(t)
+    return out
+
+

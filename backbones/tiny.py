@@ -1,0 +1,406 @@
+"""Tiny offline checkpoints of the real architectures, built from nothing.
+
+`build_tiny(family, out_dir, size, seed)` writes a complete checkpoint directory: a randomly
+initialised model of the real architecture (Qwen2-VL, LLaVA-NeXT on a Llama-3 language model,
+Mllama / Llama-3.2-Vision) saved as safetensors, its processor, a BPE tokenizer trained offline
+(`offline_tokenizer`), the chat template (`templates`) and an ``adamllm_tiny.json`` that records
+family, size and seed. Plain transformers loads the result:
+``AutoModelForImageTextToText.from_pretrained(d)``, ``AutoTokenizer.from_pretrained(d)`` and the
+family's ``*Pil`` image-processor class; the processor loads with
+`adamllm.backbones.processors.load_processor(family, d)`.
+
+Sizes:
+
+* ``tiny`` (about 0.2-0.3 M parameters, vocabulary 1024, images of a few tokens): unit tests.
+* ``small`` (about 5.5 M parameters, vocabulary 4096, text hidden 256 x 4 layers, vision 128
+  wide x 4 layers): demos. A 224 px image gives 36 image tokens (Qwen2-VL), 88 (LLaVA-NeXT) or
+  one ``<|image|>`` token plus 4 tiles x 24 = 96 cross-attended vision states (Mllama).
+
+Mllama note: transformers initialises Mllama's tanh gates to zero, which makes a random model
+ignore its images; the builder sets them to `MLLAMA_GATE_VALUE` (see `_open_gates`).
+
+All numbers live in `tiny_config`. The build is deterministic: the same family, size and seed
+give a bit-identical ``model.safetensors`` (and identical tokenizer files on any machine).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FAMILIES",
+    "MARKER_FILE",
+    "MLLAMA_GATE_VALUE",
+    "SIZES",
+    "SPECIAL_TOKENS",
+    "TOKEN_ROLES",
+    "build_model_config",
+    "build_processor",
+    "build_tiny",
+    "build_tokenizer",
+    "count_image_tokens",
+    "count_parameters",
+    "read_marker",
+    "tiny_config",
+]
+
+FAMILIES = ("qwen2_vl", "llava_next", "mllama")
+SIZES = ("tiny", "small")
+
+#: Written beside config.json; records that a directory is an adamllm tiny build.
+MARKER_FILE = "adamllm_tiny.json"
+
+_QWEN_SPECIAL = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>",
+    "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
+    "<|quad_start|>", "<|quad_end|>",
+    "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+)
+_LLAMA3_SPECIAL = (
+    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+    "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
+    "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
+)
+
+#: Special tokens per family, in id order (they take ids 0, 1, 2, ...).
+SPECIAL_TOKENS: dict[str, tuple[str, ...]] = {
+    "qwen2_vl": _QWEN_SPECIAL,
+    "llava_next": _LLAMA3_SPECIAL + ("<image>",),
+    "mllama": _LLAMA3_SPECIAL + ("<|image|>",),
+}
+
+#: Which special token plays which part. ``bos`` is None for Qwen2-VL's tokenizer (as in the
+#: real one); the model config's bos id is then ``<|endoftext|>``, as in the real config.
+TOKEN_ROLES: dict[str, dict[str, str | None]] = {
+    "qwen2_vl": {"bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>",
+                 "end_of_text": "<|endoftext|>", "image": "<|image_pad|>"},
+    "llava_next": {"bos": "<|begin_of_text|>", "eos": "<|eot_id|>",
+                   "pad": "<|finetune_right_pad_id|>", "end_of_text": "<|end_of_text|>",
+                   "image": "<image>"},
+    "mllama": {"bos": "<|begin_of_text|>", "eos": "<|eot_id|>",
+               "pad": "<|finetune_right_pad_id|>", "end_of_text": "<|end_of_text|>",
+               "image": "<|image|>"},
+}
+
+# Language-model shapes shared by the families of one size.
+_TEXT = {
+    "tiny": {"vocab_size": 1024, "hidden_size": 64, "intermediate_size": 128,
+             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "max_position_embeddings": 4096},
+    "small": {"vocab_size": 4096, "hidden_size": 256, "intermediate_size": 512,
+              "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "max_position_embeddings": 8192},
+}
+
+# Per family and size: vision tower, image processor, processor and family-specific extras.
+_FAMILY = {
+    ("qwen2_vl", "tiny"): {
+        # head_dim 16 -> mrope_section sums to 8
+        "mrope_section": [2, 3, 3],
+        "vision": {"depth": 2, "embed_dim": 32, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14,
+                   "spatial_merge_size": 2, "temporal_patch_size": 2},
+        # 28*28 .. 56*56 pixels: 1 to 4 image tokens per image
+        "image_processor": {"min_pixels": 28 * 28, "max_pixels": 56 * 56, "patch_size": 14,
+                            "temporal_patch_size": 2, "merge_size": 2},
+    },
+    ("qwen2_vl", "small"): {
+        # head_dim 64 -> mrope_section sums to 32 (Qwen2-VL: [16, 24, 24] for head_dim 128)
+        "mrope_section": [8, 12, 12],
+        "vision": {"depth": 4, "embed_dim": 128, "num_heads": 4, "mlp_ratio": 4, "patch_size": 14,
+                   "spatial_merge_size": 2, "temporal_patch_size": 2},
+        # up to 168*168 pixels: a 224 px image -> 168x168 -> 6x6 = 36 image tokens
+        "image_processor": {"min_pixels": 56 * 56, "max_pixels": 168 * 168, "patch_size": 14,
+                            "temporal_patch_size": 2, "merge_size": 2},
+    },
+    ("llava_next", "tiny"): {
+        "vision": {"model_type": "clip_vision_model", "image_size": 32, "patch_size": 8,
+                   "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                   "num_attention_heads": 2, "projection_dim": 32},
+        "image_grid_pinpoints": [[32, 64], [64, 32], [64, 64]],
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+    },
+    ("llava_next", "small"): {
+        # base 4x4 grid + AnyRes tiles of 4x4: a square image -> 16 + 8x8 + 8 newlines = 88
+        "vision": {"model_type": "clip_vision_model", "image_size": 56, "patch_size": 14,
+                   "hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 4,
+                   "num_attention_heads": 4, "projection_dim": 128},
+        "image_grid_pinpoints": [[56, 112], [112, 56], [112, 112], [56, 168], [168, 56]],
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+    },
+    ("mllama", "tiny"): {
+        "vision": {"hidden_size": 32, "num_hidden_layers": 2, "num_global_layers": 1,
+                   "attention_heads": 2, "intermediate_size": 64, "image_size": 32,
+                   "patch_size": 8, "max_num_tiles": 4, "intermediate_layers_indices": [0]},
+        "cross_attention_layers": [1],
+    },
+    ("mllama", "small"): {
+        "vision": {"hidden_size": 128, "num_hidden_layers": 4, "num_global_layers": 1,
+                   "attention_heads": 4, "intermediate_size": 512, "image_size": 56,
+                   "patch_size": 14, "max_num_tiles": 4, "intermediate_layers_indices": [1, 3]},
+        "cross_attention_layers": [2],
+    },
+}
+
+
+def _check(family: str, size: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
+
+
+def tiny_config(family: str, size: str = "tiny") -> dict[str, Any]:
+    """All the numbers of one build as a plain dict (a fresh copy; safe to modify).
+
+    Keys: ``family``, ``size``, ``vocab_size``, ``text`` (language-model shapes), ``vision``
+    (vision-tower config), plus family-specific entries (``mrope_section`` and
+    ``image_processor`` for Qwen2-VL; ``image_grid_pinpoints``, ``vision_feature_layer`` and
+    ``vision_feature_select_strategy`` for LLaVA-NeXT; ``cross_attention_layers`` for Mllama).
+    Derived values are filled in (Mllama's ``vision_output_dim``).
+    """
+    _check(family, size)
+    text = dict(_TEXT[size])
+    spec = copy.deepcopy(_FAMILY[(family, size)])
+    spec.update(family=family, size=size, vocab_size=text.pop("vocab_size"), text=text)
+    if family == "mllama":
+        vision = spec["vision"]
+        vision["vision_output_dim"] = vision["hidden_size"] * (1 + len(vision["intermediate_layers_indices"]))
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Components
+# ---------------------------------------------------------------------------------------------
+def build_tokenizer(family: str, size: str = "tiny"):
+    """The family's tokenizer (BPE trained offline; deterministic) with its chat template."""
+    from .offline_tokenizer import build_tokenizer as _build
+    from .templates import template_for
+
+    spec = tiny_config(family, size)
+    roles = TOKEN_ROLES[family]
+    return _build(
+        spec["vocab_size"],
+        SPECIAL_TOKENS[family],
+        bos_token=roles["bos"],
+        eos_token=roles["eos"],
+        pad_token=roles["pad"],
+        chat_template=template_for(family),
+        padding_side="right",
+        model_max_length=spec["text"]["max_position_embeddings"],
+    )
+
+
+def _token_ids(family: str, tokenizer) -> dict[str, int]:
+    ids = {}
+    for role, token in TOKEN_ROLES[family].items():
+        if token is not None:
+            ids[role] = tokenizer.convert_tokens_to_ids(token)
+    if "bos" not in ids:  # Qwen2-VL: the config's bos is <|endoftext|>, as in the real model
+        ids["bos"] = ids["end_of_text"]
+    return ids
+
+
+def build_model_config(family: str, size: str = "tiny", tokenizer=None):
+    """The transformers config of the model (bos/eos/pad ids set explicitly)."""
+    spec = tiny_config(family, size)
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size)
+    ids = _token_ids(family, tokenizer)
+    text = dict(spec["text"], vocab_size=len(tokenizer), bos_token_id=ids["bos"],
+                eos_token_id=ids["eos"], pad_token_id=ids["pad"])
+    if family == "qwen2_vl":
+        from transformers import Qwen2VLConfig
+
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1_000_000.0,
+                                   "mrope_section": list(spec["mrope_section"])}
+        text["max_window_layers"] = text["num_hidden_layers"]
+        vision = dict(spec["vision"], hidden_size=text["hidden_size"])
+        cfg = Qwen2VLConfig(
+            text_config=text, vision_config=vision,
+            image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+            video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+            vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+            vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        )
+    elif family == "llava_next":
+        from transformers import LlavaNextConfig
+
+        text["model_type"] = "llama"
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 500_000.0}
+        vision_cfg = spec["vision"]
+        grid = vision_cfg["image_size"] // vision_cfg["patch_size"]
+        cfg = LlavaNextConfig(
+            vision_config=dict(vision_cfg), text_config=text,
+            image_token_index=ids["image"],
+            image_grid_pinpoints=[list(p) for p in spec["image_grid_pinpoints"]],
+            vision_feature_layer=spec["vision_feature_layer"],
+            vision_feature_select_strategy=spec["vision_feature_select_strategy"],
+            image_seq_length=grid * grid,
+        )
+    else:
+        from transformers import MllamaConfig
+
+        text["cross_attention_layers"] = list(spec["cross_attention_layers"])
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 500_000.0}
+        cfg = MllamaConfig(vision_config=dict(spec["vision"]), text_config=text,
+                           image_token_index=ids["image"])
+    for key in ("bos", "eos", "pad"):
+        setattr(cfg, f"{key}_token_id", ids[key])  # top level too, for generate's defaults
+    return cfg
+
+
+def build_processor(family: str, size: str = "tiny", tokenizer=None):
+    """The family's processor (PIL image processor; the image-only subclass for Qwen2-VL)."""
+    from .processors import image_processor_class, processor_class
+    from .templates import template_for
+
+    spec = tiny_config(family, size)
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size)
+    image_cls, proc_cls = image_processor_class(family), processor_class(family)
+    template = template_for(family)
+    if family == "qwen2_vl":
+        image_processor = image_cls(**spec["image_processor"])
+        return proc_cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
+    vision = spec["vision"]
+    side = vision["image_size"]
+    if family == "llava_next":
+        image_processor = image_cls(
+            size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+            image_grid_pinpoints=[list(p) for p in spec["image_grid_pinpoints"]],
+        )
+        return proc_cls(
+            image_processor=image_processor, tokenizer=tokenizer, chat_template=template,
+            patch_size=vision["patch_size"],
+            vision_feature_select_strategy=spec["vision_feature_select_strategy"],
+            num_additional_image_tokens=1,  # CLIP's CLS token
+            image_token=TOKEN_ROLES[family]["image"],
+        )
+    image_processor = image_cls(size={"height": side, "width": side},
+                                max_image_tiles=vision["max_num_tiles"])
+    return proc_cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
+
+
+# ---------------------------------------------------------------------------------------------
+# The checkpoint directory
+# ---------------------------------------------------------------------------------------------
+def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
+    """Write a complete random checkpoint of `family` into `out_dir` and return its path.
+
+    Files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
+    ``processor_config.json`` (image processor nested inside), ``tokenizer.json``,
+    ``tokenizer_config.json``, ``chat_template.jinja`` and ``adamllm_tiny.json``.
+    The weights are initialised under ``torch.manual_seed(seed)`` (the caller's RNG state is
+    left untouched): the same seed gives a bit-identical ``model.safetensors``.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    _check(family, size)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(family, size)
+    config = build_model_config(family, size, tokenizer)
+    processor = build_processor(family, size, tokenizer)
+    ids = _token_ids(family, tokenizer)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForImageTextToText.from_config(config)
+    if family == "mllama":
+        _open_gates(model)
+    model.eval()
+    gen = model.generation_config
+    gen.bos_token_id = ids["bos"]
+    gen.eos_token_id = [ids["eos"], ids["end_of_text"]]
+    gen.pad_token_id = ids["pad"]
+
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    marker = {
+        "builder": "adamllm.backbones.tiny.build_tiny",
+        "family": family,
+        "size": size,
+        "seed": seed,
+        "num_parameters": count_parameters(model),
+        "vocab_size": len(tokenizer),
+        "model_type": config.model_type,
+        "architecture": type(model).__name__,
+    }
+    (out / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out
+
+
+#: Value given to Mllama's tanh gates (tanh(0.5) ~ 0.46), which transformers initialises to zero.
+MLLAMA_GATE_VALUE = 0.5
+
+
+def _open_gates(model) -> None:
+    """Mllama's cross-attention (and tile-embedding) tanh gates start at exactly zero, so a
+    freshly initialised model ignores its images completely and the vision tower gets no
+    gradient. Released checkpoints have trained, non-zero gates; give the random model the same
+    property by setting every zero scalar gate to `MLLAMA_GATE_VALUE`."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.rsplit(".", 1)[-1].endswith("gate") and param.numel() == 1 and not param.any():
+                param.fill_(MLLAMA_GATE_VALUE)
+
+
+def read_marker(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``adamllm_tiny.json`` of a checkpoint directory, or None for other checkpoints."""
+    marker = Path(path) / MARKER_FILE
+    if not marker.is_file():
+        return None
+    return json.loads(marker.read_text(encoding="utf-8"))
+
+
+def count_parameters(model_or_dir) -> int:
+    """Number of parameters of a model, or of the safetensors weights in a checkpoint directory
+    (read from the file headers, without loading a model). Tied weights count once."""
+    if isinstance(model_or_dir, (str, os.PathLike)):
+        from safetensors import safe_open
+
+        files = sorted(Path(model_or_dir).glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"no .safetensors file in {model_or_dir}")
+        total = 0
+        for file in files:
+            with safe_open(str(file), framework="pt") as handle:
+                for name in handle.keys():
+                    shape = handle.get_slice(name).get_shape()
+                    n = 1
+                    for dim in shape:
+                        n *= dim
+                    total += n
+        return total
+    seen: set[int] = set()
+    total = 0
+    for param in model_or_dir.parameters():
+        if id(param) not in seen:
+            seen.add(id(param))
+            total += param.numel()
+    return total
+
+
+def count_image_tokens(processor, family: str, width: int, height: int) -> int:
+    """How many image placeholder tokens one ``width`` x ``height`` image expands to in the text.
+
+    (Mllama keeps one ``<|image|>`` token per image; its vision features reach the language
+    model through cross-attention instead.)
+    """
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height), (128, 64, 32))
+    token = TOKEN_ROLES[family]["image"]
+    text = {"qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>describe",
+            "llava_next": "<image>\ndescribe", "mllama": "<|image|>describe"}[family]
+    images = [[image]] if family == "mllama" else [image]
+    batch = processor(images=images, text=[text], return_tensors="pt")
+    token_id = processor.tokenizer.convert_tokens_to_ids(token)
+    return int((batch["input_ids"] == token_id).sum())

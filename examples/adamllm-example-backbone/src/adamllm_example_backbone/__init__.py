@@ -1,0 +1,1 @@
+"""An example adamllm backbone plugin: LLaVA-1.5 (``LlavaForConditionalGeneration``)."""
