@@ -44,6 +44,9 @@ class BackboneConfig(BaseModel):
     attn_implementation: Optional[str] = Field(None, description="e.g. 'sdpa', 'eager', 'flash_attention_2'.")
     trust_remote_code: bool = Field(False, description="Run code shipped with the checkpoint (off by default).")
     max_length: int = Field(4096, ge=16, description="Longer samples are dropped and counted.")
+    tiny: Optional[Literal["tiny", "small"]] = Field(
+        None, description="Offline demos/tests: build a random checkpoint of this size at `model` "
+                          "(relative to the config file) when that folder does not exist.")
     min_pixels: Optional[int] = Field(None, description="Qwen2-VL: smallest image budget in pixels.")
     max_pixels: Optional[int] = Field(None, description="Qwen2-VL: largest image budget in pixels.")
 

@@ -38,12 +38,32 @@ class Sample:
     id: str
     prompt: str
     label: Any
-    image: Any = None  # a PIL image, or a path loaded by ``load_image``
+    image: Any = None  # a PIL image, a path, or the bytes of an encoded image (see ``open_image``)
     fields: dict[str, Any] = field(default_factory=dict)
 
     def record(self, prediction: str) -> dict:
         """The dict a scorer reads: prediction, label and the benchmark's own fields."""
         return {"id": self.id, "prediction": prediction, "label": self.label, **self.fields}
+
+
+def open_image(image: Any):
+    """A PIL image from what ``Sample.image`` holds: a PIL image, a path, or encoded bytes.
+
+    Benchmarks with many images keep paths or bytes, so images are decoded one batch at a time.
+    """
+    if image is None:
+        return None
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        import io
+
+        return Image.open(io.BytesIO(bytes(image)))
+    with Image.open(image) as opened:
+        opened.load()
+        return opened
 
 
 @runtime_checkable

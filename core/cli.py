@@ -231,6 +231,17 @@ def tiny(ctx: click.Context, backbone: str, out_dir: str, size: str, seed: int) 
     click.echo(f"wrote a {size} random {backbone} checkpoint to {path}")
 
 
+def _register_builtin_command_modules() -> None:
+    """Commands of the evaluation and training parts live in their own modules."""
+    from . import cli_eval, cli_train
+
+    cli_eval.register(cli)
+    cli_train.register(cli)
+
+
+_register_builtin_command_modules()
+
+
 def main(argv: list[str] | None = None) -> Any:
     return cli.main(args=argv, prog_name="adamllm")
 

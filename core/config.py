@@ -117,7 +117,14 @@ def _validate_section(pm: PluginManager, kind: str, section: Section, loc: tuple
         spec = pm.spec(kind, section.type)
     except UnknownComponentError as exc:
         return Component(type=section.type), [(_loc(loc + ("type",)), str(exc))]
-    model = spec.load_config_model()
+    try:
+        model = spec.load_config_model()
+    except Exception as exc:  # noqa: BLE001 - a plugin's broken import, reported where it is used
+        provider = pm.get(kind, section.type).provider
+        return Component(type=section.type), [
+            (_loc(loc + ("type",)), f"{kind} {section.type!r} ({provider}): its config model failed to "
+                                    f"import: {type(exc).__name__}: {exc}")
+        ]
     if model is None:
         if options:
             fields = ", ".join(sorted(options))
@@ -167,8 +174,10 @@ def validate_config(
     output_dir = raw.output_dir
     if base_dir is not None and not output_dir.is_absolute():
         output_dir = base_dir / output_dir
+    # a relative path that exists next to the config is taken from there; anything else stays
+    # as written (an absolute path, a path relative to the working directory, or a hub dataset id)
     data_paths = {
-        k: str(base_dir / v) if base_dir is not None and not Path(v).is_absolute() else v
+        k: str(base_dir / v) if base_dir is not None and (base_dir / v).exists() else v
         for k, v in raw.data.items()
     }
     return RunConfig(

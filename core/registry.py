@@ -52,6 +52,8 @@ class PluginInfo:
     builtin: bool = False
     module: str = ""
     components: dict[str, list[str]] = field(default_factory=dict)
+    #: Domain name -> its benchmarks and image-caption sources (what ``plugins list`` shows of a domain).
+    domains: dict[str, dict[str, Any]] = field(default_factory=dict)
     traceback: str | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,6 +66,7 @@ class PluginInfo:
             "builtin": self.builtin,
             "module": self.module,
             "components": {k: v for k, v in self.components.items() if v},
+            **({"domains": self.domains} if self.domains else {}),
         }
 
 
@@ -212,6 +215,7 @@ class PluginManager:
         registries: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
         for info in self.plugins.values():
             info.components = {}
+            info.domains = {}
         for kind in KINDS:
             hook = getattr(self.pm.hook, f"adamllm_{kind}s")
             for impl in hook.get_hookimpls():  # registration order
@@ -239,6 +243,12 @@ class PluginManager:
                         )
                     registries[kind][spec.name] = Registered(spec, info)
                     info.components.setdefault(kind, []).append(spec.name)
+                    if kind == "domain":
+                        info.domains[spec.name] = {
+                            "benchmarks": list(spec.benchmarks),
+                            "sources": [{"name": s.name, "format": s.format, "location": s.location}
+                                        for s in spec.sources],
+                        }
         return registries
 
     def components(self, kind: str) -> dict[str, Registered]:

@@ -12,6 +12,7 @@ so any stage can run alone. Stage implementations register in ``STAGE_FUNCTIONS`
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Callable
 
 from .config import STAGES, RunConfig
 from .registry import PluginManager
+from .specs import resolve
 
 #: The file each stage writes for the next one (relative to OUT/<stage>/).
 STAGE_OUTPUTS = {
@@ -46,6 +48,7 @@ class StageContext:
     config: RunConfig
     plugins: PluginManager
     summary: dict[str, Any] = field(default_factory=dict)
+    force: bool = False  # rerun from scratch (no resuming from this stage's checkpoints)
 
     @property
     def output_dir(self) -> Path:
@@ -73,6 +76,35 @@ class StageContext:
             )
         return path
 
+    def backbone(self, model: str | None = None) -> Any:
+        """The configured backbone adapter, for ``model`` if given (e.g. the trained model).
+
+        With ``tiny: SIZE`` in the backbone section, a missing checkpoint folder is built first
+        (relative to the config file), so a demo config runs on a fresh machine offline.
+        """
+        selection = self.config.backbone
+        if selection is None:
+            raise StageError(f"stage {self.name!r} needs a 'backbone' section in the config")
+        spec = self.plugins.spec("backbone", selection.type)
+        options = selection.options
+        update: dict[str, Any] = {}
+        if model is not None:
+            update["model"] = str(model)
+        elif getattr(options, "tiny", None):
+            path = Path(options.model)
+            if not path.is_absolute() and self.config.source is not None:
+                path = self.config.source.parent / path
+            if not path.exists():
+                if spec.tiny is None:
+                    raise StageError(f"backbone {selection.type!r} has no tiny builder; set a real model")
+                resolve(spec.tiny)(path, size=options.tiny, seed=self.config.seed)
+            update["model"] = str(path)
+        elif self.config.source is not None and (self.config.source.parent / options.model).exists():
+            update["model"] = str(self.config.source.parent / options.model)
+        if update:
+            options = options.model_copy(update=update)
+        return spec.build(options)
+
     def component(self, section: str, kind: str | None = None) -> Any:
         """Build the component selected in ``section`` of the config."""
         selection = getattr(self.config, section)
@@ -92,13 +124,13 @@ def _not_available(stage: str, issue: str) -> StageFunction:
     return run
 
 
-#: Stage name -> implementation. Later versions replace these placeholders.
-STAGE_FUNCTIONS: dict[str, StageFunction] = {
+#: Stage name -> implementation (a function, or "module:function" imported when the stage runs).
+STAGE_FUNCTIONS: dict[str, StageFunction | str] = {
     "synthesize": _not_available("synthesize", "the task-synthesis stage"),
     "filter": _not_available("filter", "the consistency-filter stage"),
     "compose": _not_available("compose", "the mix-composition stage"),
-    "train": _not_available("train", "the trainer"),
-    "evaluate": _not_available("evaluate", "the benchmarks and evaluation runner"),
+    "train": "adamllm.training:run_train_stage",
+    "evaluate": "adamllm.evaluate:run_evaluate_stage",
 }
 
 
@@ -129,11 +161,12 @@ def run_pipeline(
             continue
         echo(f"[{stage}] running")
         started = time.time()
-        ctx = StageContext(stage, config, plugins)
-        summary = STAGE_FUNCTIONS[stage](ctx) or {}
+        ctx = StageContext(stage, config, plugins, force=force)
+        summary = resolve(STAGE_FUNCTIONS[stage])(ctx) or {}
         summary = {**ctx.summary, **summary, "seconds": round(time.time() - started, 3)}
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(summary, indent=2, default=str))
+        if os.environ.get("RANK", "0") == "0":  # one writer under multi-process launchers
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(summary, indent=2, default=str))
         summaries[stage] = summary
         echo(f"[{stage}] done in {summary['seconds']} s")
     return summaries

@@ -107,3 +107,18 @@ def test_json_schema_is_a_valid_schema_with_discriminated_components(pm):
     assert not validator.is_valid({"output_dir": "o", "backbone": {"type": "toy", "model": "m", "bad": 1}})
     assert not validator.is_valid({"output_dir": "o", "backbone": {"type": "unknown", "model": "m"}})
     assert validator.is_valid({"output_dir": "o", "benchmarks": [{"type": "bench_a", "limit": 1}, {"type": "bench_b"}]})
+
+
+def test_component_whose_config_model_cannot_import(plugin_manager, register_plugin):
+    class Broken:
+        @hookimpl
+        def adamllm_trainers(self):
+            from adamllm.specs import TrainerSpec
+
+            return [TrainerSpec(name="broken", factory="x:y", config="no_such_module_abc:Config")]
+
+    register_plugin(Broken(), "broken", distribution="adamllm-broken")
+    with pytest.raises(ConfigError) as info:
+        validate_config({"output_dir": "o", "trainer": {"type": "broken"}}, plugin_manager)
+    (location, message), = info.value.problems
+    assert location == "trainer.type" and "adamllm-broken" in message and "no_such_module_abc" in message

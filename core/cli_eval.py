@@ -1,0 +1,216 @@
+"""Commands for scoring, evaluation and reports: ``adamllm score``, ``adamllm eval``, ``adamllm report``.
+
+Heavy libraries (torch, transformers, datasets, matplotlib) are imported inside the commands.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _pm(ctx: click.Context):
+    from .cli import _app
+
+    return _app(ctx).plugins
+
+
+def _scorer_for(pm, benchmark: str, scorer: str | None, seed: int):
+    """A built-in benchmark's scorer, else the scorer of an installed benchmark plugin."""
+    from .domains.scoring.scorer import canonical_benchmark, get_scorer
+    from .registry import UnknownComponentError
+
+    try:
+        name = canonical_benchmark(benchmark)
+    except ValueError:
+        name = None
+    if name is not None:
+        return get_scorer(name, scorer or "legacy", seed), name
+    try:
+        spec = pm.spec("benchmark", benchmark)
+    except UnknownComponentError as exc:
+        raise click.ClickException(str(exc)) from None
+    model = spec.load_config_model()
+    bench = spec.build(model() if model is not None else None)
+    return (bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)), benchmark
+
+
+def _read_predictions(path: str, benchmark: str) -> list[dict]:
+    from .domains.scoring import read_prediction_file
+    from .domains.scoring.scorer import BENCHMARKS
+
+    if benchmark in BENCHMARKS:
+        return read_prediction_file(path, benchmark)
+    from .io import DataError, iter_jsonl
+
+    records = []
+    try:
+        for line, record in iter_jsonl(path):
+            missing = [f for f in ("prediction", "label") if f not in record]
+            if missing:
+                raise DataError(f"{path}:{line}: missing field(s) {', '.join(missing)}")
+            records.append(record)
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
+    return records
+
+
+@click.command("score")
+@click.argument("benchmark")
+@click.argument("predictions", type=click.Path(exists=True, dir_okay=False))
+@click.option("--scorer", type=click.Choice(["legacy", "strict"]), default=None,
+              help="legacy (default): the paper's rules, quirks included; strict: quirks fixed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random choice when no option is parsed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | None, seed: int, as_json: bool) -> None:
+    """Score PREDICTIONS (JSONL: prediction, label, and the benchmark's fields) on BENCHMARK, no model needed.
+
+    Fields: answer_type (OPEN/CLOSED) for slake, pathvqa, vqa_rad; A, B, C, D for pmc_vqa; optional id.
+    Labels: Food101 the class name; Nutrition5K and FoodSeg103 a list of names.
+    """
+    from .benchmark import SampleScore
+
+    judge, name = _scorer_for(_pm(ctx), benchmark, scorer, seed)
+    try:
+        records = _read_predictions(predictions, name)
+        scores: list[SampleScore] = []
+        for index, record in enumerate(records):
+            try:
+                scores.append(judge.score_sample(record, index))
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{predictions}: record {index + 1}: {exc}") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    aggregate = judge.aggregate(scores)
+    result = {
+        "benchmark": name,
+        "scorer": judge.scorer,
+        "scorer_version": judge.version,
+        "n_records": len(records),
+        "scores": {m: aggregate[m] for m in judge.metrics if m in aggregate},
+        "counts": {m: aggregate[f"n_{m}"] for m in judge.metrics if f"n_{m}" in aggregate},
+        "file": predictions,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{name}: {len(records)} records, scorer {judge.scorer} ({judge.version}), scores ×100")
+    for metric, value in result["scores"].items():
+        click.echo(f"  {metric:<16} {value:8.2f}  (n={result['counts'][metric]})")
+
+
+def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]) -> dict[str, dict]:
+    options: dict[str, dict] = {name: {} for name in names}
+    if data_root:
+        for name in names:
+            if (Path(data_root) / name).exists():
+                options[name]["source"] = str(Path(data_root) / name)
+    for item in sources:
+        name, sep, path = item.partition("=")
+        if not sep or name not in options:
+            raise click.BadParameter(f"{item!r}: expected BENCHMARK=PATH with a benchmark of --benchmarks",
+                                     param_hint="--source")
+        options[name]["source"] = path
+    return options
+
+
+@click.command("eval")
+@click.option("--backbone", required=True, help="Backbone adapter name (qwen2_vl, llava_next, mllama, ...).")
+@click.option("--model", required=True, help="Checkpoint: hub id or local folder.")
+@click.option("--benchmarks", "benchmark_list", required=True,
+              help="Comma-separated benchmarks; a domain name (biomed, food) stands for its benchmarks.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples of each benchmark.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Output folder (default: runs/eval/<model name>). A rerun resumes it.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Generation batch size (default: 8 or the benchmark's).")
+@click.option("--scorer", type=click.Choice(["legacy", "strict"]), default=None,
+              help="Scorer of the built-in benchmarks (default: legacy, as the paper computed its numbers).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the scorers' random fallbacks.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Replace every benchmark's answer budget.")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False),
+              help="Folder with one sub-folder per benchmark (public layout) used as its source.")
+@click.option("--source", "sources", multiple=True, metavar="BENCHMARK=PATH",
+              help="A benchmark's records: local folder/file or hub dataset id (repeatable).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16", "auto"]), help="Weights dtype.")
+@click.option("--device", help="cpu, cuda, cuda:1 or auto (with several processes, cuda means each its own GPU).")
+@click.option("--force", is_flag=True, help="Discard earlier predictions in the output folder.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: str, limit: int | None,
+                 out_dir: str | None, batch_size: int | None, scorer: str | None, seed: int,
+                 max_new_tokens: int | None, data_root: str | None, sources: tuple[str, ...], dtype: str | None,
+                 device: str | None, force: bool, quiet: bool) -> None:
+    """Evaluate MODEL on benchmarks: batched greedy generation, per-sample JSONL, report files.
+
+    Resumable (finished samples are skipped) and data parallel under `accelerate launch`.
+    """
+    from .evaluate import (EvaluationError, build_task, discard_predictions, evaluate, expand_names,
+                           per_process_device, process_state)
+    from .io import DataError
+    from .registry import UnknownComponentError
+
+    pm = _pm(ctx)
+    try:
+        names = expand_names(pm, [n.strip() for n in benchmark_list.split(",") if n.strip()])
+        if not names:
+            raise click.BadParameter("name at least one benchmark", param_hint="--benchmarks")
+        options = _overrides(names, data_root, sources)
+        for name in names:
+            if limit is not None:
+                options[name]["limit"] = limit
+        explicit = {item.partition("=")[0] for item in sources}
+        tasks = [build_task(pm, name, options[name], required=("source",) if name in explicit else ())
+                 for name in names]
+        spec = pm.spec("backbone", backbone)
+    except (UnknownComponentError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    config_model = spec.load_config_model()
+    backbone_options = {"model": model}
+    if dtype:
+        backbone_options["dtype"] = dtype
+    if device:
+        backbone_options["device"] = per_process_device(device)
+    adapter = spec.build(config_model(**backbone_options) if config_model else None)
+    out = Path(out_dir) if out_dir else Path("runs") / "eval" / (Path(model.rstrip("/")).name or "model")
+    if force:
+        discard_predictions(out, names)
+    try:
+        report = evaluate(adapter, tasks, out, limit=limit, batch_size=batch_size, scorer=scorer, seed=seed,
+                          model_name=model, max_new_tokens=max_new_tokens, progress=not quiet)
+    except (EvaluationError, DataError, OSError) as exc:  # OSError: a checkpoint that cannot be loaded
+        raise click.ClickException(str(exc)) from None
+    from .reports import markdown
+
+    if not process_state().is_main_process:
+        return
+    click.echo(markdown(report))
+    for name, entry in report["benchmarks"].items():
+        if entry["n_errors"]:
+            click.echo(f"warning: {name}: the backbone refused {entry['n_errors']} of {entry['n_samples']} samples "
+                       f"(they score as empty answers; see 'error' in {out / entry['predictions']})", err=True)
+    click.echo(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
+
+
+@click.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--out", "png", type=click.Path(dir_okay=False), help="Also write a bar chart (PNG) here.")
+def report_command(run_dirs: tuple[str, ...], as_json: bool, png: str | None) -> None:
+    """Compare evaluation runs side by side (each RUN_DIR holds report.json, or evaluate/report.json)."""
+    from .reports import compare, compare_markdown, load_runs, plot
+
+    try:
+        runs = load_runs(run_dirs)
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if png:
+        plot(runs, png)
+    click.echo(json.dumps(compare(runs), indent=2) if as_json else compare_markdown(runs))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(score)
+    cli.add_command(eval_command)
+    cli.add_command(report_command)

@@ -1,0 +1,221 @@
+"""The eight built-in benchmarks: records in the public layout, prompts, generation budget, scorers.
+
+Every benchmark reads the public layout (see ``adamllm.domains.layout``): by default its config of
+the public hub copy, or a local folder given as ``source``. The prompt is the record's ``input`` as
+is (plus an optional ``prompt_suffix``); the evaluation runner puts the image placeholder in front
+of it. Generation is greedy with a per-task budget of new tokens (``default_max_new_tokens``:
+adamllm's defaults, METHOD.md does not give the paper's). Scoring is
+``adamllm.domains.scoring`` (``legacy``: as the paper computed its numbers; ``strict``: quirks fixed).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adamllm.benchmark import Sample
+from adamllm.io import DataError
+
+from .layout import is_local, read_layout
+from .scoring import get_scorer
+from .scoring.scorer import PMC_LETTERS
+from .scoring.vocabulary import food101_classes
+
+BIOMED_HUB = "AdaptLLM/biomed-VQA-benchmark"
+FOOD_HUB = "AdaptLLM/food-VQA-benchmark"
+
+#: adamllm's budgets of new tokens (greedy decoding; the paper does not state its own): short
+#: answers for VQA and choices, room for a list of ingredients or classes, a whole recipe.
+SHORT_ANSWER, LIST_ANSWER, RECIPE_ANSWER = 64, 256, 1024
+
+
+class LayoutBenchmarkConfig(BaseModel):
+    """Options of every built-in benchmark (a ``benchmarks`` entry of a run config)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Optional[str] = Field(
+        None, description="A local folder (or file) in the public layout, or a hub dataset id; "
+        "default: the benchmark's config of the public AdaptLLM hub copy.")
+    config_name: Optional[str] = Field(None, description="Hub config name (default: the benchmark's own).")
+    split: str = Field("test", description="Hub split.")
+    revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit).")
+    limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
+    max_new_tokens: Optional[int] = Field(None, ge=1, description="Answer budget (default: the benchmark's own).")
+    prompt_suffix: str = Field("", description="Text appended to every prompt (default: none, prompts as released).")
+    scorer: Literal["legacy", "strict"] = Field(
+        "legacy", description="legacy: the paper's rules and quirks (comparable with the paper); strict: quirks fixed.")
+    batch_size: Optional[int] = Field(None, ge=1, description="Generation batch size (default: the runner's).")
+
+
+class LayoutBenchmark:
+    """A benchmark in the public layout; subclasses set the class attributes."""
+
+    name: ClassVar[str] = ""
+    domain: ClassVar[str] = ""
+    hub_id: ClassVar[str] = ""
+    hub_config: ClassVar[str] = ""
+    default_max_new_tokens: ClassVar[int] = SHORT_ANSWER
+    #: Record fields the scorer reads beside ``prediction`` and ``label``.
+    extra_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: LayoutBenchmarkConfig | None = None) -> None:
+        self.config = config or LayoutBenchmarkConfig()
+        self.max_new_tokens = self.config.max_new_tokens or self.default_max_new_tokens
+        self.batch_size = self.config.batch_size
+
+    @property
+    def source(self) -> str:
+        return self.config.source or self.hub_id
+
+    def describe(self) -> dict:
+        """Where the records come from, for reports."""
+        local = is_local(self.source)
+        out = {"source": str(Path(self.source).expanduser().resolve()) if local else self.source}
+        if not local:
+            out.update(config_name=self.config.config_name or self.hub_config, split=self.config.split)
+        if self.config.prompt_suffix:
+            out["prompt_suffix"] = self.config.prompt_suffix
+        return out
+
+    def samples(self) -> list[Sample]:
+        """The records as samples; every label is checked to be scoreable before any generation."""
+        judge = self.get_scorer()
+        samples: list[Sample] = []
+        seen: dict[str, str] = {}
+        for record in read_layout(self.source, config_name=self.config.config_name or self.hub_config,
+                                  split=self.config.split, limit=self.config.limit,
+                                  required=("image", "input", "label", *self.extra_fields),
+                                  revision=self.config.revision):
+            data = record.data
+            sample_id = str(data["id"]) if data.get("id") is not None else str(record.index)
+            if sample_id in seen:
+                raise DataError(f"{record.where}: duplicate id {sample_id!r} (first at {seen[sample_id]})")
+            seen[sample_id] = record.where
+            sample = Sample(id=sample_id, prompt=str(data["input"]) + self.config.prompt_suffix,
+                            label=self.label(data["label"]), image=record.image,
+                            fields=self.fields(data, record.where))
+            try:
+                judge.score_sample(sample.record(""), record.index)
+            except (KeyError, ValueError) as exc:
+                raise DataError(f"{record.where}: {exc}") from None
+            samples.append(sample)
+        return samples
+
+    def label(self, value):
+        return value
+
+    def fields(self, data: dict, where: str) -> dict:
+        return {name: data[name] for name in self.extra_fields}
+
+    def get_scorer(self, scorer: str | None = None, seed: int = 0):
+        return get_scorer(self.name, scorer or self.config.scorer, seed)
+
+
+class _VQABenchmark(LayoutBenchmark):
+    domain = "biomed"
+    hub_id = BIOMED_HUB
+    extra_fields = ("answer_type",)
+
+    def label(self, value):
+        return str(value)
+
+    def fields(self, data: dict, where: str) -> dict:
+        kind = str(data["answer_type"]).strip().upper()
+        if kind not in ("OPEN", "CLOSED"):
+            raise DataError(f"{where}: answer_type must be OPEN or CLOSED, got {data['answer_type']!r}")
+        return {"answer_type": kind}
+
+
+class SlakeBenchmark(_VQABenchmark):
+    """SLAKE: radiology VQA, open (token recall) and closed (yes/no accuracy) questions."""
+
+    name = "slake"
+    hub_config = "SLAKE"
+
+
+class PathVQABenchmark(_VQABenchmark):
+    """PathVQA: pathology VQA. Loads the PathVQA config (the reference code scored VQA_RAD by mistake)."""
+
+    name = "pathvqa"
+    hub_config = "PathVQA"
+
+
+class VQARadBenchmark(_VQABenchmark):
+    """VQA-RAD: radiology VQA, open and closed questions."""
+
+    name = "vqa_rad"
+    hub_config = "VQA_RAD"
+
+
+class PMCVQABenchmark(LayoutBenchmark):
+    """PMC-VQA: 4-way multiple choice over figures from PubMed Central (options in ``A``..``D``)."""
+
+    name = "pmc_vqa"
+    domain = "biomed"
+    hub_id = BIOMED_HUB
+    hub_config = "PMC-VQA"
+    extra_fields = PMC_LETTERS
+
+    def label(self, value):
+        return str(value).strip()
+
+    def fields(self, data: dict, where: str) -> dict:
+        return {letter: str(data[letter]) for letter in PMC_LETTERS}
+
+
+class _FoodBenchmark(LayoutBenchmark):
+    domain = "food"
+    hub_id = FOOD_HUB
+
+
+class Recipe1MBenchmark(_FoodBenchmark):
+    """Recipe1M: write the recipe of the dish; ROUGE-L F against the reference recipe."""
+
+    name = "recipe1m"
+    hub_config = "Recipe1M"
+    default_max_new_tokens = RECIPE_ANSWER
+
+    def label(self, value):
+        return str(value)
+
+
+class Nutrition5KBenchmark(_FoodBenchmark):
+    """Nutrition5K: list the ingredients; per-sample recall over the ingredient vocabulary."""
+
+    name = "nutrition5k"
+    hub_config = "Nutrition5K"
+    default_max_new_tokens = LIST_ANSWER
+
+
+class Food101Benchmark(_FoodBenchmark):
+    """Food101: pick the dish among 101 classes; accuracy (label: the class name)."""
+
+    name = "food101"
+    hub_config = "Food101"
+
+    def label(self, value):
+        """The class name with spaces ("beet_salad" and 5 become "beet salad"); other values are
+        kept, and the scoreability check names their record."""
+        classes = food101_classes()
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(classes):
+            return classes[value]
+        name = str(value).strip().replace("_", " ").lower()
+        return name if name in classes else value
+
+
+class FoodSeg103Benchmark(_FoodBenchmark):
+    """FoodSeg103: name the food categories in the image; per-sample F1 over classes 1..102."""
+
+    name = "foodseg103"
+    hub_config = "FoodSeg103"
+    default_max_new_tokens = LIST_ANSWER
+
+
+BENCHMARK_CLASSES: dict[str, type[LayoutBenchmark]] = {
+    cls.name: cls for cls in (SlakeBenchmark, PathVQABenchmark, VQARadBenchmark, PMCVQABenchmark,
+                              Recipe1MBenchmark, Nutrition5KBenchmark, Food101Benchmark, FoodSeg103Benchmark)
+}
+
+#: The answer budget of each built-in benchmark.
+DEFAULT_MAX_NEW_TOKENS = {name: cls.default_max_new_tokens for name, cls in BENCHMARK_CLASSES.items()}

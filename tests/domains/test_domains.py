@@ -1,0 +1,98 @@
+"""The biomed and food domains: listed with their benchmarks and sources; their caption-source readers."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from adamllm.config import Section, _validate_section
+from adamllm.domains.sources import SourceStats, read_caption_source
+from adamllm.io import DataError
+
+DOMAINS = {
+    "biomed": (["slake", "pathvqa", "vqa_rad", "pmc_vqa"], ["image_caption_pairs", "pubmedvision"]),
+    "food": (["recipe1m", "nutrition5k", "food101", "foodseg103"], ["image_caption_pairs", "recipe1m"]),
+}
+
+
+def test_plugins_list_shows_the_domains_with_benchmarks_and_sources():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAMLLM_")}
+    result = subprocess.run([sys.executable, "-m", "adamllm.cli", "plugins", "list", "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    for domain, (benchmarks, sources) in DOMAINS.items():
+        row = rows[f"adamllm.{domain}"]
+        assert row["status"] == "active" and row["builtin"]
+        assert row["components"] == {"domain": [domain], "benchmark": benchmarks}
+        listed = row["domains"][domain]
+        assert listed["benchmarks"] == benchmarks
+        assert [s["name"] for s in listed["sources"]] == sources
+        assert all(s["format"] and s["location"] for s in listed["sources"])
+
+
+def test_domain_defaults_are_valid_benchmark_sections(builtin_plugin_manager):
+    for domain, (benchmarks, _) in DOMAINS.items():
+        spec = builtin_plugin_manager.spec("domain", domain)
+        assert spec.benchmarks == tuple(benchmarks)
+        sections = spec.defaults["benchmarks"]
+        assert [s["type"] for s in sections] == benchmarks
+        for i, raw in enumerate(sections):
+            component, problems = _validate_section(builtin_plugin_manager, "benchmark", Section(**raw), (i,))
+            assert not problems and component.options.scorer == "legacy"
+        for name in benchmarks:
+            assert builtin_plugin_manager.spec("benchmark", name).domain == domain
+
+
+# -- caption sources -----------------------------------------------------------------------
+def test_sharegpt_pairs(tmp_path):
+    records = [
+        {"images": ["imgs/a.jpg"], "messages": [{"role": "user", "content": "<image>Describe the figure."},
+                                                {"role": "assistant", "content": "A CT scan of the chest."}]},
+        {"images": ["imgs/b.jpg", "imgs/c.jpg"], "messages": [{"role": "user", "content": "<image><image>x"},
+                                                              {"role": "assistant", "content": "two"}]},
+        {"id": "k", "images": ["imgs/d.jpg"], "messages": [{"role": "user", "content": "<image>Caption?"},
+                                                           {"role": "assistant", "content": "  "}]},
+    ]
+    path = tmp_path / "image_caption_pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    stats = SourceStats()
+    [pair] = read_caption_source(path, "sharegpt", stats=stats)
+    assert (pair.id, pair.image, pair.instruction, pair.caption) == ("0", "imgs/a.jpg", "Describe the figure.",
+                                                                     "A CT scan of the chest.")
+    assert stats.read == 1 and stats.skipped == {"not_one_image": 1, "no_caption": 1}
+
+
+def test_pubmedvision_records_in_a_json_list(tmp_path):
+    records = [{"id": "pmc1", "image": ["images/pmc1.jpg"],
+                "conversations": [{"from": "human", "value": "<image>\nWhat does the image show?"},
+                                  {"from": "gpt", "value": "An MRI of the knee."}]}]
+    path = tmp_path / "PubMedVision_Alignment_VQA.json"
+    path.write_text(json.dumps(records))
+    [pair] = read_caption_source(path, "pubmedvision")
+    assert (pair.id, pair.image, pair.instruction, pair.caption) == ("pmc1", "images/pmc1.jpg",
+                                                                     "What does the image show?", "An MRI of the knee.")
+
+
+def test_recipe_records_become_recipe_captions(tmp_path):
+    record = {"id": "r1", "image": "r/1.jpg", "title": "Pancakes",
+              "ingredients": [{"text": "flour"}, {"text": "milk"}], "instructions": ["Mix.", {"text": "Fry."}]}
+    path = tmp_path / "recipes.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    [pair] = read_caption_source(path, "recipe1m")
+    assert pair.caption == "Pancakes\nIngredients:\n- flour\n- milk\nInstructions:\n1. Mix.\n2. Fry."
+    assert pair.image == "r/1.jpg" and pair.instruction
+
+
+def test_caption_source_errors(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"images": ["../../etc/x.jpg"], "messages": [{"role": "user", "content": "a"},
+                                                                            {"role": "assistant", "content": "b"}]}) + "\n")
+    with pytest.raises(DataError, match=r"p\.jsonl:1: path '\.\./\.\./etc/x\.jpg' escapes its root"):
+        list(read_caption_source(path, "sharegpt"))
+    path.write_text(json.dumps({"images": ["a.jpg"], "messages": [{"role": "user", "content": "a"}]}) + "\n")
+    with pytest.raises(DataError, match=r"p\.jsonl:1: expected 'messages'"):
+        list(read_caption_source(path, "sharegpt"))
+    with pytest.raises(ValueError, match="unknown caption source format 'csv'"):
+        list(read_caption_source(path, "csv"))
