@@ -1,0 +1,62 @@
+"""Options of the ``sft`` trainer (the ``trainer`` section of a run config).
+
+Defaults follow the paper's Qwen2-VL setting where one exists (METHOD.md §5); the presets in
+``examples/presets/`` reproduce each backbone's paper setting.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Group = Literal["vision", "projector", "language"]
+
+
+class LoraOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: Optional[str | list[str]] = Field(
+        None, description="Regex or module names; default: the adapter's language-model projections.")
+    modules_to_save: list[str] = Field(default_factory=list, description="Also train these fully, e.g. ['merger'].")
+
+
+class SFTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["full", "lora", "qlora"] = Field("full", description="qlora needs a CUDA GPU and bitsandbytes.")
+    two_stage: bool = Field(False, description="Stage 1 on records with stage=1 (captions), then stage=2 (tasks).")
+    lora: LoraOptions = Field(default_factory=LoraOptions)
+    freeze: list[Group] = Field(default_factory=list, description="Module groups kept frozen.")
+    learning_rate: float = Field(1e-5, gt=0)
+    group_learning_rates: dict[Group, float] = Field(
+        default_factory=dict, description="Per-group learning rate, e.g. {vision: 2.0e-6} as in the paper.")
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.03, ge=0, le=1)
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    num_epochs: float = Field(1.0, gt=0)
+    max_steps: Optional[int] = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(1, ge=1, description="Per device.")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_grad_norm: Optional[float] = Field(1.0, gt=0)
+    gradient_checkpointing: bool = False
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    label_policy: Literal["assistant", "after_first_turn"] = "assistant"
+    head_on_labels_only: bool = Field(
+        True, description="Apply the LM head and loss only at labelled positions (same loss, less compute).")
+    group_by_length: bool = Field(True, description="Batch samples of similar length (little padding).")
+    image_root: Optional[str] = Field(None, description="Images resolve here; default: the data file's folder.")
+    limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
+    save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(1, ge=1)
+    trackers: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+    merge_lora: bool = Field(True, description="Also write the LoRA-merged model to train/model.")
+    seed: Optional[int] = Field(None, description="Default: the run's seed.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SFTConfig":
+        if set(self.freeze) == {"vision", "projector", "language"} and self.mode == "full":
+            raise ValueError("every module group is frozen: nothing would train")
+        return self
