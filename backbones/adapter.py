@@ -80,18 +80,16 @@ def count_images(messages: Sequence[dict]) -> int:
 
 
 def load_image(image: Any, root: str | os.PathLike | None = None):
-    """A PIL RGB image from a PIL image or a path (relative paths resolve against ``root``)."""
-    from PIL import Image
+    """A PIL RGB image from a PIL image, encoded bytes or a path (relative paths resolve, confined,
+    against ``root``)."""
+    from adamllm.benchmark import open_image
 
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    path = Path(image)
-    if root is not None and not path.is_absolute():
+    if isinstance(image, (str, os.PathLike)) and root is not None and not Path(image).is_absolute():
         from adamllm.io import resolve_under
 
-        path = resolve_under(root, path)
-    with Image.open(path) as opened:
-        return opened.convert("RGB")
+        image = resolve_under(root, image)
+    opened = open_image(image)
+    return opened.convert("RGB") if opened.mode != "RGB" else opened
 
 
 def local_checkpoint(model: str, revision: str | None = None) -> Path:
@@ -127,6 +125,9 @@ class VisionLanguageAdapter:
     image_token: ClassVar[str] = ""            # the placeholder the template writes for an image
     end_of_text_token: ClassVar[str] = ""      # appended and trained under ``after_first_turn``
     group_prefixes: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: The processor outputs that depend on the images only: ``encode_all`` drops them from the
+    #: samples it keeps (pixels are most of a sample's memory) and ``collate`` recomputes them.
+    pixel_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)
     default_modules_to_save: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: BackboneConfig | None = None, *, model: Any = None, processor: Any = None) -> None:
@@ -274,12 +275,23 @@ class VisionLanguageAdapter:
         return sample
 
     def encode_all(self, records: Iterable[dict], policy: LabelPolicy = "assistant",
-                   image_root: str | os.PathLike | None = None, max_problems: int = 20) -> EncodedSet:
-        """Encode ``{"messages", "images"}`` records; too long or bad ones are dropped and counted."""
+                   image_root: str | os.PathLike | None = None, max_problems: int = 20,
+                   keep_pixels: bool = False) -> EncodedSet:
+        """Encode ``{"messages", "images"}`` records; too long or bad ones are dropped and counted.
+
+        Unless ``keep_pixels``, the kept samples hold token tensors and image references only; the
+        pixel tensors are recomputed per batch by ``collate`` (bit-identical, about 1-2% of a
+        training step), so memory does not grow with the number of images.
+        """
         result = EncodedSet()
         for index, record in enumerate(records):
+            images = list(record.get("images") or [])
             try:
-                sample = self.encode(record["messages"], record.get("images") or [], policy, image_root=image_root)
+                sample = self.encode(record["messages"], images, policy, image_root=image_root)
+                if images and not keep_pixels:
+                    for key in self.pixel_keys:
+                        sample.pop(key, None)
+                    sample["image_refs"] = (images, image_root)
             except SampleTooLong as exc:
                 reason, message = "too_long", str(exc)
             except BadSample as exc:
@@ -320,8 +332,23 @@ class VisionLanguageAdapter:
         return labels
 
     # -- batching ------------------------------------------------------------------------
+    def _image_inputs(self, images: list) -> dict:
+        """The image processor's tensors for one sample's images (families that nest override)."""
+        return dict(self.processor.image_processor(images=images, return_tensors="pt"))
+
+    def restore_pixels(self, sample: dict) -> dict:
+        """A sample kept without its pixel tensors (see ``encode_all``) with them recomputed."""
+        if "image_refs" not in sample:
+            return sample
+        images, root = sample["image_refs"]
+        features = self._image_inputs([load_image(image, root) for image in images])
+        restored = {k: v for k, v in sample.items() if k != "image_refs"}
+        restored.update({key: features[key] for key in self.pixel_keys})
+        return restored
+
     def collate(self, samples: Sequence[dict], padding_side: str = "right") -> dict:
         """Pad a list of ``encode`` outputs into a batch (right for training, left for generation)."""
+        samples = [self.restore_pixels(s) for s in samples]
         pad_id = self.tokenizer.pad_token_id
         batch = {
             "input_ids": _pad([s["input_ids"] for s in samples], pad_id, padding_side),

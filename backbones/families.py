@@ -16,6 +16,7 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
     family = "qwen2_vl"
     image_token = "<|image_pad|>"
     end_of_text_token = "<|endoftext|>"
+    pixel_keys = ("pixel_values", "image_grid_thw")
     group_prefixes = {
         "vision": ("model.visual",),
         "projector": ("model.visual.merger",),
@@ -53,6 +54,7 @@ class LlavaNextAdapter(VisionLanguageAdapter):
     family = "llava_next"
     image_token = "<image>"
     end_of_text_token = "<|end_of_text|>"
+    pixel_keys = ("pixel_values", "image_sizes")
     group_prefixes = {
         "vision": ("model.vision_tower",),
         "projector": ("model.multi_modal_projector", "model.image_newline"),
@@ -87,6 +89,7 @@ class MllamaAdapter(VisionLanguageAdapter):
     family = "mllama"
     image_token = "<|image|>"
     end_of_text_token = "<|end_of_text|>"
+    pixel_keys = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask")  # cross_attention_mask follows the text
     group_prefixes = {
         "vision": ("model.vision_model",),
         "projector": ("model.multi_modal_projector",),
@@ -96,6 +99,9 @@ class MllamaAdapter(VisionLanguageAdapter):
     def consumed_image_tokens(self, sample: dict) -> int | None:
         # one <|image|> token per image; the text cross-attends to that image's tiles
         return int(sample["pixel_values"].shape[1]) if "pixel_values" in sample else 0
+
+    def _image_inputs(self, images: list) -> dict:
+        return dict(self.processor.image_processor(images=[images], return_tensors="pt"))
 
     def _process(self, text: str, images: list) -> dict:
         return dict(self.processor(text=[text], images=[images] if images else None, add_special_tokens=False,

@@ -123,6 +123,18 @@ class BackboneContract:
         with pytest.raises(ValueError, match="placeholders"):
             adapter.encode(conversation(), [])
 
+    def test_pixels_recomputed_per_batch_equal_the_encoded_ones(self, adapter):
+        import torch
+
+        records = [{"messages": m, "images": self.images(i)} for m, i in FOUR_EXAMPLES]
+        lazy = adapter.encode_all(records)  # keeps image references, not pixel tensors
+        assert all("image_refs" in s and "pixel_values" not in s for s in lazy.samples)
+        eager = adapter.encode_all(records, keep_pixels=True)
+        a, b = adapter.collate(lazy.samples), adapter.collate(eager.samples)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
     # -- learning --------------------------------------------------------------------------
     def test_full_finetune_loss_halves_within_50_steps(self, adapter):
         import torch

@@ -101,7 +101,7 @@ class SFTTrainer:
         loop_started = time.time()
         steps_this_run = 0
         stopped_early = False
-        all_batches: list[list[int]] = []
+        trained_batches: list[list[int]] = []  # this run's batches, for the padding fraction
         for stage_index, indices in enumerate(stage_indices):
             if stage_index < state.stage:
                 continue
@@ -126,12 +126,11 @@ class SFTTrainer:
                 batches = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index,
                                               epoch=state.epoch, group_by_length=cfg.group_by_length),
                                 accelerator.process_index, accelerator.num_processes)
-                if state.batch_in_epoch == 0:
-                    all_batches += [[indices[i] for i in b] for b in batches]
                 groups = [batches[i:i + cfg.gradient_accumulation_steps]
                           for i in range(0, len(batches), cfg.gradient_accumulation_steps)]
                 for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
                     group = groups[group_index]
+                    trained_batches += [[indices[i] for i in b] for b in group]
                     loss_value = 0.0
                     for micro, batch_ids in enumerate(group):
                         batch = adapter.collate([samples[indices[i]] for i in batch_ids])
@@ -180,7 +179,7 @@ class SFTTrainer:
             "steps": state.step, "stages": len(stage_indices), "epochs_started": state.epoch + 1,
             "first_loss": state.losses[0][1] if state.losses else None,
             "final_loss": state.losses[-1][1] if state.losses else None,
-            "padding_fraction": round(padding_fraction(lengths, all_batches), 4) if all_batches else None,
+            "padding_fraction": round(padding_fraction(lengths, trained_batches), 4) if trained_batches else None,
             "train_seconds": round(seconds, 3), "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
             "processes": accelerator.num_processes, "completed": not stopped_early,
         })
@@ -252,7 +251,10 @@ class SFTTrainer:
              "weight_decay": cfg.weight_decay if decay else 0.0, "name": f"{group}{'' if decay else '_no_decay'}"}
             for (group, decay), params in sorted(groups.items())
         ]
-        return torch.optim.AdamW(param_groups, lr=cfg.learning_rate)
+        # the fused kernel is several times faster than the per-tensor loop, on CPU too
+        fused = all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda")
+                    for group in param_groups for p in group["params"])
+        return torch.optim.AdamW(param_groups, lr=cfg.learning_rate, fused=fused or None)
 
     def _scheduler(self, optimizer, total_steps: int):
         from transformers import get_scheduler
