@@ -21,16 +21,20 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard examples/*/pyproject.toml
 
 install: $(VENV)/.installed
 
+# The quickstart: train a small random Qwen2-VL on bundled image-caption pairs, evaluate it, and
+# compare it with the untrained model. Offline, about a minute on a laptop CPU.
 demo: install
-	$(BIN)/adamllm plugins list
-	$(BIN)/adamllm components list
-	$(BIN)/adamllm config validate examples/adamllm-example-domain/example.yaml
+	$(BIN)/adamllm run examples/quickstart/quickstart.yaml
+	$(BIN)/adamllm eval --backbone qwen2_vl --model runs/quickstart-base --benchmarks vqa \
+		--source vqa=examples/quickstart/benchmark --max-new-tokens 24 --out runs/quickstart-untrained --quiet
+	$(BIN)/adamllm report runs/quickstart-untrained runs/quickstart/evaluate
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/trainer_throughput.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -114,6 +114,9 @@ def plugins_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{row['name']}  {row['distribution']} {row['version']}  [{status}]")
         for kind, names in row["components"].items():
             click.echo(f"    {kind}: {', '.join(names)}")
+        for domain, parts in row.get("domains", {}).items():
+            sources = ", ".join(f"{s['name']} ({s['format']})" for s in parts["sources"]) or "none"
+            click.echo(f"    domain {domain}: benchmarks {', '.join(parts['benchmarks']) or 'none'}; sources {sources}")
 
 
 @cli.group()

@@ -173,7 +173,7 @@ def validate_config(
         raise ConfigError(problems, src)
     output_dir = raw.output_dir
     if base_dir is not None and not output_dir.is_absolute():
-        output_dir = base_dir / output_dir
+        output_dir = (base_dir / output_dir).resolve()
     # a relative path that exists next to the config is taken from there; anything else stays
     # as written (an absolute path, a path relative to the working directory, or a hub dataset id)
     data_paths = {

@@ -93,7 +93,7 @@ class StageContext:
         elif getattr(options, "tiny", None):
             path = Path(options.model)
             if not path.is_absolute() and self.config.source is not None:
-                path = self.config.source.parent / path
+                path = (self.config.source.parent / path).resolve()
             if not path.exists():
                 if spec.tiny is None:
                     raise StageError(f"backbone {selection.type!r} has no tiny builder; set a real model")

@@ -219,3 +219,19 @@ BENCHMARK_CLASSES: dict[str, type[LayoutBenchmark]] = {
 
 #: The answer budget of each built-in benchmark.
 DEFAULT_MAX_NEW_TOKENS = {name: cls.default_max_new_tokens for name, cls in BENCHMARK_CLASSES.items()}
+
+
+class CustomVQAConfig(LayoutBenchmarkConfig):
+    source: str = Field(description="Your VQA set: a local folder (JSONL/parquet + images) or a hub dataset id.")
+
+
+class CustomVQABenchmark(_VQABenchmark):
+    """Your own VQA set in the public layout (``image``, ``input``, ``label``, ``answer_type``),
+    scored like SLAKE / PathVQA / VQA-RAD: open token recall and closed yes/no accuracy."""
+
+    name = "vqa"
+    domain = ""
+    hub_id = ""
+
+    def get_scorer(self, scorer: str | None = None, seed: int = 0):
+        return get_scorer("vqa_rad", scorer or self.config.scorer, seed)  # the three VQA sets share rules
