@@ -216,3 +216,25 @@ def test_export_cli_full_model_reloads_with_same_logits(tiny_checkpoints, tmp_pa
     missing = subprocess.run([sys.executable, "-m", "adamllm.cli", "export", str(tmp_path / "data"), str(tmp_path / "x")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "no trained run" in missing.stderr
+
+
+def test_gradient_checkpointing_lora_and_bf16_autocast_train(tiny_checkpoints, tmp_path):
+    # a fresh interpreter: accelerate keeps one mixed-precision setting per process
+    script = (
+        "import sys, json\n"
+        "from adamllm.backbones.families import ADAPTERS\n"
+        "from adamllm.plugins.sft.config import SFTConfig\n"
+        "from adamllm.plugins.sft.data import load_records\n"
+        "from adamllm.plugins.sft.trainer import SFTTrainer\n"
+        "records, root = load_records(sys.argv[2])\n"
+        "adapter = ADAPTERS['qwen2_vl'].from_pretrained(sys.argv[1])\n"
+        "cfg = SFTConfig(mode='lora', gradient_checkpointing=True, mixed_precision='bf16', batch_size=4,\n"
+        "                num_epochs=6, learning_rate=1e-2, warmup_ratio=0, lora={'modules_to_save': ['merger']})\n"
+        "s = SFTTrainer(cfg).train(adapter, records, sys.argv[3], image_root=root)\n"
+        "print(json.dumps({'first': s['first_loss'], 'final': s['final_loss'], 'steps': s['steps']}))\n")
+    mix = write_mix(tmp_path / "data", n=8)
+    result = subprocess.run([sys.executable, "-c", script, str(tiny_checkpoints("qwen2_vl")), str(mix),
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 12 and summary["final"] < summary["first"]
