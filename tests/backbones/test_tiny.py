@@ -95,7 +95,7 @@ def plain_reload(built, tmp_path_factory):
             model = AutoModelForImageTextToText.from_pretrained(job["dir"]).eval()
             tok = AutoTokenizer.from_pretrained(job["dir"])
             ip = pil[family].from_pretrained(job["dir"])
-            data = torch.load(job["batch"])
+            data = torch.load(job["batch"], weights_only=True)
             with torch.no_grad():
                 res = model(**data["batch"], labels=data["labels"])
             out[family] = {
@@ -112,7 +112,7 @@ def plain_reload(built, tmp_path_factory):
                           text=True, env=ENV, timeout=300, cwd=str(root))
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][-1]
-    return json.loads(line[len("RESULT"):]), {f: torch.load(j["batch"]) for f, j in jobs.items()}
+    return json.loads(line[len("RESULT"):]), {f: torch.load(j["batch"], weights_only=True) for f, j in jobs.items()}
 
 
 # ---------------------------------------------------------------------------------------------
