@@ -71,6 +71,10 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(found, key=_step) if found else None
 
 
+def read_state(path: Path) -> TrainState:
+    return TrainState(**json.loads((path / "state.json").read_text()))
+
+
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainState:
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
@@ -88,4 +92,4 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainState:
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = rng["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    return TrainState(**json.loads((path / "state.json").read_text()))
+    return read_state(path)

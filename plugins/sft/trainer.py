@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from .batching import epoch_batches, padding_fraction, shard
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
 from .config import SFTConfig
 from .data import load_records
 from .loss import LabelledLM
@@ -102,8 +102,11 @@ class SFTTrainer:
         steps_this_run = 0
         stopped_early = False
         trained_batches: list[list[int]] = []  # this run's batches, for the padding fraction
+        # a checkpoint belongs to one stage: skip the stages before it, load it into that stage's
+        # own optimizer and schedule
+        resume_stage = read_state(resume_from).stage if resume_from is not None else 0
         for stage_index, indices in enumerate(stage_indices):
-            if stage_index < state.stage:
+            if stage_index < resume_stage:
                 continue
             stage_lengths = [lengths[i] for i in indices]
             per_epoch = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index, epoch=0,
@@ -118,8 +121,6 @@ class SFTTrainer:
                 state = load_checkpoint(resume_from, accelerator.unwrap_model(prepared).model, optimizer, scheduler)
                 summary["resumed_from"] = str(resume_from)
                 resume_from = None
-                if state.stage != stage_index:
-                    continue
             progress = _progress(total_steps, state.step, accelerator.is_main_process, stage_index, len(stage_indices))
             prepared.train()
             while state.step < total_steps and not stopped_early:

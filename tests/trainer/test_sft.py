@@ -238,3 +238,17 @@ def test_gradient_checkpointing_lora_and_bf16_autocast_train(tiny_checkpoints, t
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 12 and summary["final"] < summary["first"]
+
+
+def test_two_stage_resume_inside_stage_two_equals_uninterrupted(tiny_checkpoints, tmp_path):
+    options = dict(two_stage=True, batch_size=2, num_epochs=2, mix={"two_stage": True})
+    ckpt = tiny_checkpoints("qwen2_vl")
+    full, _ = train("qwen2_vl", ckpt, tmp_path / "data", tmp_path / "full", **options)
+    # stage 1: 6 captions, batch 2, 2 epochs = 6 steps; stop 2 steps into stage 2
+    _, first = train("qwen2_vl", ckpt, tmp_path / "data", tmp_path / "resumed", stop_after_steps=8, **options)
+    assert not first["completed"]
+    resumed, second = train("qwen2_vl", ckpt, tmp_path / "data", tmp_path / "resumed", **options)
+    assert second["completed"] and second["resumed_from"] is not None
+    full_params = dict(full.model.named_parameters())
+    for name, param in resumed.model.named_parameters():
+        assert torch.allclose(param, full_params[name], atol=1e-6, rtol=0), name
