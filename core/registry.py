@@ -197,11 +197,10 @@ class PluginManager:
         return info
 
     def unregister(self, name: str) -> None:
-        info = self.plugins.pop(name)
+        self.plugins.pop(name)
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
-        del info
         self._registries = None
 
     # -- registries ----------------------------------------------------------------------
