@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import __version__
 from .benchmark import Benchmark, open_image
-from .io import DataError, write_jsonl
+from .io import DataError, completed_ids, write_jsonl
 
 DEFAULT_BATCH_SIZE = 8
 PREDICTIONS = "predictions.jsonl"
@@ -101,7 +101,7 @@ def evaluate(
                      "generation": settings.model_dump(), "data": describe}
         _claim(bench_dir, signature, restart_stale, state)
 
-        done = set().union(*(_read_ids(p) for p in _prediction_files(bench_dir)))
+        done = set().union(*(completed_ids(p) for p in _prediction_files(bench_dir)))
         pending = [(i, s) for i, s in enumerate(samples) if s.id not in done]
         state.wait_for_everyone()  # all processes split the same list: nobody writes before all have read
         target = bench_dir / (PREDICTIONS if state.num_processes == 1 else f"predictions.rank{state.process_index}.jsonl")
@@ -211,10 +211,6 @@ def _read_records(path: Path) -> list[dict]:
             if isinstance(record, dict) and "id" in record:
                 records.append(record)
     return records
-
-
-def _read_ids(path: Path) -> set[str]:
-    return {str(r["id"]) for r in _read_records(path)}
 
 
 def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state) -> None:
