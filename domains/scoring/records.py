@@ -16,9 +16,14 @@ def required_fields(benchmark: str) -> tuple[str, ...]:
     return ("prediction", "label")
 
 
-def read_prediction_file(path: str | os.PathLike, benchmark: str) -> list[dict]:
-    """One JSON object per line (blank lines skipped); raises ValueError naming `path:line`."""
-    fields = required_fields(benchmark)
+def read_prediction_file(path: str | os.PathLike, benchmark: str,
+                         fields: tuple[str, ...] | None = None) -> list[dict]:
+    """One JSON object per line (blank lines skipped); raises ValueError naming `path:line`.
+
+    ``fields``: the fields every record needs (default: what `benchmark`'s scorer reads; give
+    them for a benchmark these scorers do not know, e.g. a plugin's).
+    """
+    fields = fields or required_fields(benchmark)
     records = []
     with open(path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
