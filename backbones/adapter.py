@@ -103,6 +103,12 @@ def local_checkpoint(model: str, revision: str | None = None) -> Path:
                                   allow_patterns=["*.json", "*.jinja", "*.safetensors", "*.model", "*.txt"]))
 
 
+def causal_lm(model: Any) -> Any:
+    """The ``*ForConditionalGeneration`` module inside a PEFT wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
 def _compact(sample: dict) -> dict:
     """Integer tensors in the smallest dtype that holds their values (``restore_sample`` undoes it)."""
     out = {}
@@ -140,6 +146,9 @@ class VisionLanguageAdapter:
     #: samples it keeps (pixels are most of a sample's memory) and ``collate`` recomputes them.
     pixel_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)
     default_modules_to_save: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``collate_packed`` is correct for this family (see ``packing.py``): the language
+    #: model uses self-attention only, so samples packed in one row can be kept apart.
+    supports_packing: ClassVar[bool] = False
 
     def __init__(self, config: BackboneConfig | None = None, *, model: Any = None, processor: Any = None) -> None:
         self.config = config or BackboneConfig(model="")
@@ -376,6 +385,35 @@ class VisionLanguageAdapter:
 
     def _collate_images(self, samples: Sequence[dict], padding_side: str) -> dict:
         raise NotImplementedError
+
+    def collate_packed(self, samples: Sequence[dict]) -> dict:
+        """The samples packed end to end into one row, without padding (train with
+        ``packing.packed_attention`` enabled). Same loss and gradients as ``collate``'s padded batch:
+        positions restart per sample and each sample's first label is ignored, so no token predicts
+        or attends to another sample."""
+        if not self.supports_packing:
+            raise NotImplementedError(f"{self.family} batches cannot be packed; use collate")
+        samples = [self.restore_sample(s) for s in samples]
+        labels = []
+        for sample in samples:
+            row = sample["labels"].clone()
+            row[0] = IGNORE_INDEX  # the previous sample's last position must not predict this token
+            labels.append(row)
+        batch = {
+            "input_ids": torch.cat([s["input_ids"] for s in samples])[None],
+            "labels": torch.cat(labels)[None],
+            "position_ids": torch.cat([self._positions(s) for s in samples], dim=-1),
+        }
+        batch.update(self._collate_packed_images(samples))
+        return batch
+
+    def _collate_packed_images(self, samples: Sequence[dict]) -> dict:
+        """The image inputs of a packed row (families with per-token image inputs override)."""
+        return self._collate_images(samples, "right")
+
+    def _positions(self, sample: dict) -> torch.Tensor:
+        """One sample's position ids in a packed row (families with their own scheme override)."""
+        return torch.arange(sample["input_ids"].shape[0])[None]
 
     # -- generation ----------------------------------------------------------------------
     def stop_token_ids(self) -> list[int]:

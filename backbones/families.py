@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from .adapter import VisionLanguageAdapter, _pad, pad_dim
+from .adapter import VisionLanguageAdapter, _pad, causal_lm, pad_dim
 
 
 class Qwen2VLAdapter(VisionLanguageAdapter):
@@ -14,6 +14,7 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
     tokens set by ``min_pixels``/``max_pixels``; M-RoPE positions need ``mm_token_type_ids``."""
 
     family = "qwen2_vl"
+    supports_packing = True
     image_token = "<|image_pad|>"
     end_of_text_token = "<|endoftext|>"
     pixel_keys = ("pixel_values", "image_grid_thw")
@@ -36,6 +37,27 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         merge = self.model.config.vision_config.spatial_merge_size
         return int(sample["image_grid_thw"].prod(-1).sum()) // merge**2 if "image_grid_thw" in sample else 0
 
+    def _positions(self, sample: dict) -> torch.Tensor:
+        """``(4, 1, length)``: the text positions (which tell the attention where samples start),
+        then the sample's own M-RoPE positions (temporal, height, width) from the model."""
+        ids = sample["input_ids"][None]
+        grid = sample.get("image_grid_thw")
+        types = sample.get("mm_token_type_ids", torch.zeros_like(sample["input_ids"]))[None]
+        base = causal_lm(self.model).model
+        if grid is None:
+            mrope = torch.arange(ids.shape[1]).expand(3, 1, -1)
+        else:
+            mrope, _ = base.get_rope_index(ids, image_grid_thw=grid, mm_token_type_ids=types)
+        text = torch.arange(ids.shape[1])[None, None]
+        return torch.cat([text, mrope.to(text.dtype)], dim=0)
+
+    def _collate_packed_images(self, samples: Sequence[dict]) -> dict:
+        out = self._collate_images(samples, "right")
+        if "mm_token_type_ids" in out:  # per token: concatenated like the ids, not padded
+            out["mm_token_type_ids"] = torch.cat(
+                [s.get("mm_token_type_ids", torch.zeros_like(s["input_ids"])) for s in samples])[None]
+        return out
+
     def _collate_images(self, samples: Sequence[dict], padding_side: str) -> dict:
         out = {}
         if any("mm_token_type_ids" in s for s in samples):
@@ -52,6 +74,7 @@ class LlavaNextAdapter(VisionLanguageAdapter):
     """LLaVA-NeXT / LLaVA-v1.6 (transformers format, Llama-3 chat). AnyRes tiles per image."""
 
     family = "llava_next"
+    supports_packing = True
     image_token = "<image>"
     end_of_text_token = "<|end_of_text|>"
     pixel_keys = ("pixel_values", "image_sizes")

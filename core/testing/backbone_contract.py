@@ -135,6 +135,50 @@ class BackboneContract:
         for key in a:
             assert torch.equal(a[key], b[key]), key
 
+    # -- packing ---------------------------------------------------------------------------
+    def test_packed_row_gives_the_padded_batch_loss_and_gradients(self, adapter):
+        """Families that declare ``supports_packing``: one packed row trains exactly like the padded
+        batch (same loss, same gradients), and the attention implementation is put back after."""
+        import torch
+
+        from adamllm.backbones.adapter import causal_lm
+        from adamllm.backbones.packing import IMPLEMENTATION, packed_attention
+
+        samples = [adapter.encode(m, self.images(i)) for m, i in FOUR_EXAMPLES]
+        samples.append(adapter.encode([{"role": "user", "content": "Say hi."},
+                                       {"role": "assistant", "content": "Hi."}]))  # text only
+        if not adapter.supports_packing:
+            with pytest.raises(NotImplementedError):
+                adapter.collate_packed(samples)
+            return
+        packed = adapter.collate_packed(samples)
+        lengths = [int(s["input_ids"].shape[0]) for s in samples]
+        assert packed["input_ids"].shape == (1, sum(lengths))
+        starts = [sum(lengths[:i]) for i in range(len(lengths))]
+        assert all(int(packed["labels"][0, s]) == IGNORE_INDEX for s in starts)
+        text_positions = packed["position_ids"].reshape(-1, sum(lengths))[0]
+        assert (text_positions == 0).nonzero().flatten().tolist() == starts
+
+        model = causal_lm(adapter.model)
+        model.train()
+        before = model.config.get_text_config()._attn_implementation
+
+        def loss_and_grads(batch):
+            model.zero_grad(set_to_none=True)
+            loss = model(**batch).loss
+            loss.backward()
+            return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+        padded_loss, padded_grads = loss_and_grads(adapter.collate(samples))
+        with packed_attention(model):
+            assert model.config.get_text_config()._attn_implementation == IMPLEMENTATION
+            packed_loss, packed_grads = loss_and_grads(packed)
+        assert model.config.get_text_config()._attn_implementation == before
+        assert torch.allclose(packed_loss, padded_loss, atol=1e-5), (packed_loss, padded_loss)
+        assert packed_grads.keys() == padded_grads.keys()
+        for name, grad in padded_grads.items():
+            assert torch.allclose(packed_grads[name], grad, atol=1e-5, rtol=1e-4), name
+
     # -- learning --------------------------------------------------------------------------
     def test_full_finetune_loss_halves_within_50_steps(self, adapter):
         import torch

@@ -33,6 +33,12 @@ def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -
     return 0.0 if padded == 0 else 1.0 - real / padded
 
 
+def real_tokens(batch: dict) -> int:
+    """The tokens of a batch that are not padding (a packed batch has none)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+
+
 def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
     """This process's share of the batches; every process gets the same number (the last few
     batches are reused to even out, as distributed samplers do)."""

@@ -45,7 +45,12 @@ class SFTConfig(BaseModel):
     label_policy: Literal["assistant", "after_first_turn"] = "assistant"
     head_on_labels_only: bool = Field(
         True, description="Apply the LM head and loss only at labelled positions (same loss, less compute).")
-    group_by_length: bool = Field(True, description="Batch samples of similar length (little padding).")
+    packing: bool = Field(
+        True, description="Pack each batch's samples into one row without padding, where the backbone family "
+                          "allows it (qwen2_vl, llava_next; not mllama, whose cross-attention would span samples).")
+    group_by_length: Optional[bool] = Field(
+        None, description="Batch samples of similar length (little padding); default: on for padded batches, "
+                          "off when packing (a packed row has no padding to save).")
     image_root: Optional[str] = Field(None, description="Images resolve here; default: the data file's folder.")
     limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
     save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")

@@ -11,13 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-IGNORE_INDEX = -100
-
-
-def causal_lm(model: nn.Module) -> nn.Module:
-    """The ``*ForConditionalGeneration`` module inside a PEFT wrapper (or the model itself)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
+from adamllm.backbones.adapter import IGNORE_INDEX, causal_lm
 
 
 class LabelledLM(nn.Module):

@@ -3,7 +3,8 @@
 Read top to bottom, ``SFTTrainer.train`` is the whole recipe: encode every record once (too-long
 and bad records dropped and counted), prepare the model (freeze, LoRA, checkpointing), then for
 each stage (one, or captions then tasks with ``two_stage``) build the optimizer and schedule and
-loop over length-grouped batches, checkpointing every ``save_every`` steps; finally save a
+loop over batches (packed into one row without padding where the backbone family allows it, else
+padded and grouped by length), checkpointing every ``save_every`` steps; finally save a
 complete model directory, a summary and a loss curve. One process on CPU; DDP/FSDP/DeepSpeed
 through the user's accelerate config on GPUs.
 """
@@ -20,11 +21,13 @@ from typing import Any, Sequence
 
 import torch
 
-from .batching import epoch_batches, padding_fraction, shard
+from adamllm.backbones.packing import packed_attention
+
+from .batching import epoch_batches, padding_fraction, real_tokens, shard
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
 from .config import SFTConfig
 from .data import load_records
-from .loss import LabelledLM
+from .loss import LabelledLM, causal_lm
 
 
 class TrainerError(RuntimeError):
@@ -86,6 +89,10 @@ class SFTTrainer:
         samples = encoded.samples
         lengths = [int(s["input_ids"].shape[0]) for s in samples]
         stage_indices = self._stages([records[i] for i in encoded.indices])
+        # packed rows when the family allows it (no padding at all), else length-grouped padded batches
+        packed = cfg.packing and adapter.supports_packing
+        group_by_length = cfg.group_by_length if cfg.group_by_length is not None else not packed
+        collate = adapter.collate_packed if packed else adapter.collate
 
         model = self._prepare_model(adapter)
         wrapped = LabelledLM(model, cfg.head_on_labels_only)
@@ -105,82 +112,85 @@ class SFTTrainer:
         # a checkpoint belongs to one stage: skip the stages before it, load it into that stage's
         # own optimizer and schedule
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0
-        for stage_index, indices in enumerate(stage_indices):
-            if stage_index < resume_stage:
-                continue
-            stage_lengths = [lengths[i] for i in indices]
-            per_epoch = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index, epoch=0,
-                                            group_by_length=cfg.group_by_length),
-                              accelerator.process_index, accelerator.num_processes)
-            steps_per_epoch = math.ceil(len(per_epoch) / cfg.gradient_accumulation_steps)
-            total_steps = cfg.max_steps or math.ceil(steps_per_epoch * cfg.num_epochs)
-            optimizer = self._optimizer(adapter, model)
-            scheduler = self._scheduler(optimizer, total_steps)
-            prepared, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
-            if resume_from is not None:
-                state = load_checkpoint(resume_from, accelerator.unwrap_model(prepared).model, optimizer, scheduler)
-                summary["resumed_from"] = str(resume_from)
-                resume_from = None
-            progress = _progress(total_steps, state.step, accelerator.is_main_process, stage_index, len(stage_indices))
-            prepared.train()
-            while state.step < total_steps and not stopped_early:
-                batches = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index,
-                                              epoch=state.epoch, group_by_length=cfg.group_by_length),
-                                accelerator.process_index, accelerator.num_processes)
-                groups = [batches[i:i + cfg.gradient_accumulation_steps]
-                          for i in range(0, len(batches), cfg.gradient_accumulation_steps)]
-                for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
-                    group = groups[group_index]
-                    trained_batches += [[indices[i] for i in b] for b in group]
-                    loss_value = 0.0
-                    for micro, batch_ids in enumerate(group):
-                        batch = adapter.collate([samples[indices[i]] for i in batch_ids])
-                        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                        tokens += int(batch["attention_mask"].sum())
-                        sync = micro == len(group) - 1
-                        with contextlib.nullcontext() if sync else accelerator.no_sync(prepared):
-                            with accelerator.autocast():
-                                loss, _ = prepared(**batch)
-                            accelerator.backward(loss / len(group))
-                        loss_value += loss.item() / len(group)
-                    if cfg.max_grad_norm:
-                        accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    state.step += 1
-                    steps_this_run += 1
-                    state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
-                    lr = scheduler.get_last_lr()[0]
-                    state.losses.append([state.step, loss_value, lr])
-                    if cfg.trackers:
-                        accelerator.log({"loss": loss_value, "lr": lr}, step=state.step)
-                    elapsed = max(time.time() - loop_started, 1e-9)
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / elapsed:.0f}")
-                    done = state.step >= total_steps
-                    stop = stop_after_steps is not None and steps_this_run >= stop_after_steps
-                    if (cfg.save_every and state.step % cfg.save_every == 0) or stop:
-                        self._checkpoint(accelerator, prepared, optimizer, scheduler, state, checkpoints)
-                    if done or stop:
-                        stopped_early = stop and not done
+        with packed_attention(causal_lm(model)) if packed else contextlib.nullcontext():
+            for stage_index, indices in enumerate(stage_indices):
+                if stage_index < resume_stage:
+                    continue
+                stage_lengths = [lengths[i] for i in indices]
+                per_epoch = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index, epoch=0,
+                                                group_by_length=group_by_length),
+                                  accelerator.process_index, accelerator.num_processes)
+                steps_per_epoch = math.ceil(len(per_epoch) / cfg.gradient_accumulation_steps)
+                total_steps = cfg.max_steps or math.ceil(steps_per_epoch * cfg.num_epochs)
+                optimizer = self._optimizer(adapter, model)
+                scheduler = self._scheduler(optimizer, total_steps)
+                prepared, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
+                if resume_from is not None:
+                    state = load_checkpoint(resume_from, accelerator.unwrap_model(prepared).model, optimizer, scheduler)
+                    summary["resumed_from"] = str(resume_from)
+                    resume_from = None
+                progress = _progress(total_steps, state.step, accelerator.is_main_process, stage_index, len(stage_indices))
+                prepared.train()
+                while state.step < total_steps and not stopped_early:
+                    batches = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index,
+                                                  epoch=state.epoch, group_by_length=group_by_length),
+                                    accelerator.process_index, accelerator.num_processes)
+                    groups = [batches[i:i + cfg.gradient_accumulation_steps]
+                              for i in range(0, len(batches), cfg.gradient_accumulation_steps)]
+                    for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
+                        group = groups[group_index]
+                        trained_batches += [[indices[i] for i in b] for b in group]
+                        loss_value = 0.0
+                        for micro, batch_ids in enumerate(group):
+                            batch = collate([samples[indices[i]] for i in batch_ids])
+                            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                            tokens += real_tokens(batch)
+                            sync = micro == len(group) - 1
+                            with contextlib.nullcontext() if sync else accelerator.no_sync(prepared):
+                                with accelerator.autocast():
+                                    loss, _ = prepared(**batch)
+                                accelerator.backward(loss / len(group))
+                            loss_value += loss.item() / len(group)
+                        if cfg.max_grad_norm:
+                            accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        state.step += 1
+                        steps_this_run += 1
+                        state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
+                        lr = scheduler.get_last_lr()[0]
+                        state.losses.append([state.step, loss_value, lr])
+                        if cfg.trackers:
+                            accelerator.log({"loss": loss_value, "lr": lr}, step=state.step)
+                        elapsed = max(time.time() - loop_started, 1e-9)
+                        progress.update(1)
+                        progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / elapsed:.0f}")
+                        done = state.step >= total_steps
+                        stop = stop_after_steps is not None and steps_this_run >= stop_after_steps
+                        if (cfg.save_every and state.step % cfg.save_every == 0) or stop:
+                            self._checkpoint(accelerator, prepared, optimizer, scheduler, state, checkpoints)
+                        if done or stop:
+                            stopped_early = stop and not done
+                            break
+                    if state.step >= total_steps or stopped_early:
                         break
-                if state.step >= total_steps or stopped_early:
+                    state.epoch += 1
+                    state.batch_in_epoch = 0
+                progress.close()
+                if stopped_early:
                     break
-                state.epoch += 1
-                state.batch_in_epoch = 0
-            progress.close()
-            if stopped_early:
-                break
-            if stage_index + 1 < len(stage_indices):  # the next stage starts a fresh schedule
-                state = TrainState(stage=stage_index + 1, losses=state.losses)
+                if stage_index + 1 < len(stage_indices):  # the next stage starts a fresh schedule
+                    state = TrainState(stage=stage_index + 1, losses=state.losses)
 
         seconds = time.time() - loop_started
         summary.update({
             "steps": state.step, "stages": len(stage_indices), "epochs_started": state.epoch + 1,
             "first_loss": state.losses[0][1] if state.losses else None,
             "final_loss": state.losses[-1][1] if state.losses else None,
-            "padding_fraction": round(padding_fraction(lengths, trained_batches), 4) if trained_batches else None,
+            "packing": packed, "group_by_length": group_by_length,
+            "padding_fraction": (0.0 if packed else round(padding_fraction(lengths, trained_batches), 4))
+            if trained_batches else None,
             "train_seconds": round(seconds, 3), "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
             "processes": accelerator.num_processes, "completed": not stopped_early,
         })
