@@ -9,6 +9,7 @@ that is too long is refused whole instead of cut through its image tokens.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 from collections import Counter
@@ -406,6 +407,11 @@ class VisionLanguageAdapter:
         }
         batch.update(self._collate_packed_images(samples))
         return batch
+
+    def training_kernels(self, model) -> contextlib.AbstractContextManager:
+        """A context in which ``model`` (the ``*ForConditionalGeneration`` module) trains with faster,
+        numerically equivalent kernels where the family has any; the model is unchanged after it."""
+        return contextlib.nullcontext()
 
     def _collate_packed_images(self, samples: Sequence[dict]) -> dict:
         """The image inputs of a packed row (families with per-token image inputs override)."""

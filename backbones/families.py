@@ -2,7 +2,9 @@
 image tensors batch, and where the vision tower / projector / language model live."""
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import types
+from typing import Iterator, Sequence
 
 import torch
 
@@ -51,6 +53,22 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         text = torch.arange(ids.shape[1])[None, None]
         return torch.cat([text, mrope.to(text.dtype)], dim=0)
 
+    @contextlib.contextmanager
+    def training_kernels(self, model) -> Iterator[None]:
+        """The vision patch embedding as the matrix product it is: its Conv3d has kernel = stride
+        = input size, i.e. one dot product per patch, and on CPU the convolution's backward takes
+        about 3x as long as a linear layer's (28.7 against 9.1 ms for 864 patches, measured). Same
+        weight, same result up to float rounding."""
+        embed = getattr(getattr(getattr(model, "model", None), "visual", None), "patch_embed", None)
+        if embed is None or not isinstance(getattr(embed, "proj", None), torch.nn.Conv3d):
+            yield
+            return
+        embed.forward = types.MethodType(_patch_embed_as_linear, embed)
+        try:
+            yield
+        finally:
+            del embed.forward  # back to the class's own forward
+
     def _collate_packed_images(self, samples: Sequence[dict]) -> dict:
         out = self._collate_images(samples, "right")
         if "mm_token_type_ids" in out:  # per token: concatenated like the ids, not padded
@@ -68,6 +86,12 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
             out["pixel_values"] = torch.cat([s["pixel_values"] for s in with_images])
             out["image_grid_thw"] = torch.cat([s["image_grid_thw"] for s in with_images])
         return out
+
+
+def _patch_embed_as_linear(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    weight = self.proj.weight  # (embed_dim, channels, temporal, patch, patch)
+    flat = hidden_states.reshape(-1, weight[0].numel()).to(weight.dtype)
+    return torch.nn.functional.linear(flat, weight.reshape(weight.shape[0], -1))
 
 
 class LlavaNextAdapter(VisionLanguageAdapter):

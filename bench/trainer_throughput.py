@@ -12,10 +12,14 @@ What it measures
                       (transformers 5 spells it ``train_sampling_strategy="group_by_length"``;
                       the old ``group_by_length=True`` argument is gone) - the best a plain
                       transformers user gets today;
-    * ``ours_random`` our trainer with ``group_by_length=False`` (ablation: no grouping);
+    * ``ours_padded_random`` our trainer with ``packing=False, group_by_length=False``
+                      (ablation: padded batches in random order);
+    * ``ours_padded`` our trainer with ``packing=False`` (ablation: padded, length-grouped batches);
     * ``ours_full_head`` our trainer with ``head_on_labels_only=False`` (ablation: LM head and
                       loss over every position, as transformers does);
-    * ``ours``        our trainer as shipped (grouping + head on labelled positions only).
+    * ``ours``        our trainer as shipped: each batch packed into one row without padding
+                      (per-sample causal attention, positions restarting per sample), random
+                      batch order, head on labelled positions only.
 
     The baselines' collator does what a plain user does every step: open the images and call
     ``processor.apply_chat_template(..., return_assistant_tokens_mask=True)`` on the batch (the
@@ -31,7 +35,7 @@ How
     * tok/s loop: non-padding tokens (from the attention masks of the batches actually fed,
       counted by wrapping the collate function) per second of the training loop, tokenisation
       excluded (HF: ``trainer.train()`` wall time minus time spent in the collator; ours: the
-      summary's ``train_seconds``, whose loop only pads already-encoded samples);
+      summary's ``train_seconds``, whose loop only pads or packs already-encoded samples);
     * tok/s total: the same tokens per second including tokenisation (HF: the whole
       ``trainer.train()``, which tokenises every step; ours: ``train_seconds + encode_seconds``,
       the one-off encoding counted against us);
@@ -42,7 +46,7 @@ How
     * padding: share of the fed batch tensors that is padding;
     * memory: RSS when training starts (model loaded), the peak by the end of the training loop,
       the peak of the whole worker (the goal's measure) and, for ours, the RSS that encoding every
-      record up front added (the encoded samples, pixel values included, live for the whole run).
+      record up front added (token tensors and image references, kept for the whole run).
 
     Repeats are interleaved (the configuration order rotates each repeat) and medians are
     reported. One repeat takes about 9-11 minutes on the 2-core machine.
@@ -67,11 +71,12 @@ BATCH = 8
 LR = 1e-4
 SEED = 0
 MIN_TOKENS, MAX_TOKENS = 76, 800
-CONFIGS = ("hf_random", "hf_grouped", "ours_random", "ours_full_head", "ours")
+CONFIGS = ("hf_random", "hf_grouped", "ours_padded_random", "ours_padded", "ours_full_head", "ours")
 LABELS = {
     "hf_random": "transformers Trainer, random sampling",
     "hf_grouped": "transformers Trainer, group_by_length",
-    "ours_random": "ours, group_by_length=False",
+    "ours_padded_random": "ours, padded, random order",
+    "ours_padded": "ours, padded, group_by_length",
     "ours_full_head": "ours, head_on_labels_only=False",
     "ours": "ours (as shipped)",
 }
@@ -219,9 +224,9 @@ class Counter:
         batch = self.fn(*args, **kwargs)
         self.seconds += time.perf_counter() - start
         self.cpu += time.process_time() - cpu
-        mask = batch["attention_mask"]
-        self.real += int(mask.sum())
-        self.padded += mask.numel()
+        mask = batch.get("attention_mask")  # a packed batch has none: every token is real
+        self.real += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+        self.padded += mask.numel() if mask is not None else batch["input_ids"].numel()
         self.batches += 1
         return batch
 
@@ -299,10 +304,15 @@ def _run_ours(name, adapter, records, root, out) -> dict:
         return result
 
     adapter.encode_all = probed_encode_all
+    padded = name.startswith("ours_padded")
     cfg = SFTConfig(mode="full", mixed_precision="no", batch_size=BATCH, num_epochs=1, learning_rate=LR,
-                    group_by_length=name != "ours_random", head_on_labels_only=name != "ours_full_head")
-    counter = Counter(adapter.collate)
-    adapter.collate = counter  # instance attribute: the trainer's own collate, counted
+                    packing=not padded, group_by_length=False if name == "ours_padded_random" else None,
+                    head_on_labels_only=name != "ours_full_head")
+    counter = Counter(adapter.collate_packed if cfg.packing else adapter.collate)
+    if cfg.packing:  # instance attribute: the trainer's own collate, counted
+        adapter.collate_packed = counter
+    else:
+        adapter.collate = counter
     rss_start = current_rss_mib()
     summary = Probed(cfg).train(adapter, records, out, image_root=root, seed=SEED)
     loop, encode = summary["train_seconds"], summary["encode_seconds"]
@@ -466,18 +476,16 @@ def report(runs: dict[str, list[dict]], repeats: int, threads: int) -> None:
     for metric, what in (("total", "tok/s incl. tokenisation"), ("loop", "tok/s loop only"),
                          ("cpu", "tok per CPU-second, loop")):
         print(f"ours vs best baseline ({LABELS[best]}), {what}: {ours[metric] / rows[best][metric]:.2f}x")
-    if "ours_random" in rows or "ours_full_head" in rows:
-        print("what each change bought (ratio of ours to the configuration without it):")
-    for name, change in (("ours_random", "length grouping"), ("ours_full_head", "head + loss on labelled rows only")):
-        if name in rows:
-            o = rows[name]
-            print(f"  {change:34s} {ours['total'] / o['total']:.2f}x tok/s total, {ours['cpu'] / o['cpu']:.2f}x "
-                  f"tok/CPU-s, padding {o['pad']:.1%} -> {ours['pad']:.1%}, loop peak "
-                  f"{ours['loop_peak'] - o['loop_peak']:+.0f} MiB")
-    if "hf_random" in rows and "ours_random" in rows:
-        h, o = rows["hf_random"], rows["ours_random"]
-        print(f"  {'tokenise once + head on labels':34s} {o['total'] / h['total']:.2f}x tok/s total, "
-              f"{o['cpu'] / h['cpu']:.2f}x tok/CPU-s (ours_random vs hf_random, both random sampling)")
+    print("what each change bought (ratio of the configuration with it to the one without it):")
+    for with_, without, change in (("ours", "ours_padded", "packing (vs padded + grouped)"),
+                                   ("ours_padded", "ours_padded_random", "length grouping (padded)"),
+                                   ("ours", "ours_full_head", "head + loss on labelled rows only"),
+                                   ("ours_padded_random", "hf_random", "tokenise once + head on labels")):
+        if with_ in rows and without in rows:
+            a, b = rows[with_], rows[without]
+            print(f"  {change:34s} {a['total'] / b['total']:.2f}x tok/s total, {a['cpu'] / b['cpu']:.2f}x "
+                  f"tok/CPU-s, padding {b['pad']:.1%} -> {a['pad']:.1%}, loop peak "
+                  f"{a['loop_peak'] - b['loop_peak']:+.0f} MiB ({with_} vs {without})")
     lowest_peak = min(rows[n]["peak"] for n in baselines)
     ratio = ours["total"] / rows[best]["total"]
     print()

@@ -112,7 +112,10 @@ class SFTTrainer:
         # a checkpoint belongs to one stage: skip the stages before it, load it into that stage's
         # own optimizer and schedule
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0
-        with packed_attention(causal_lm(model)) if packed else contextlib.nullcontext():
+        # packed-row attention and the family's faster kernels, only while training: the model's
+        # config and modules are as loaded again afterwards (for saving and generation)
+        with packed_attention(causal_lm(model)) if packed else contextlib.nullcontext(), \
+                adapter.training_kernels(causal_lm(model)):
             for stage_index, indices in enumerate(stage_indices):
                 if stage_index < resume_stage:
                     continue
@@ -129,7 +132,8 @@ class SFTTrainer:
                     state = load_checkpoint(resume_from, accelerator.unwrap_model(prepared).model, optimizer, scheduler)
                     summary["resumed_from"] = str(resume_from)
                     resume_from = None
-                progress = _progress(total_steps, state.step, accelerator.is_main_process, stage_index, len(stage_indices))
+                progress = _progress(total_steps, state.step, accelerator.is_main_process, stage_index,
+                                     len(stage_indices))
                 prepared.train()
                 while state.step < total_steps and not stopped_early:
                     batches = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index,

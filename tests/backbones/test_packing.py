@@ -1,4 +1,5 @@
-"""Packed attention: sample boundaries from position ids, causal attention per sample."""
+"""Training-time kernels: packed attention (sample boundaries from position ids, causal attention
+per sample) and the Qwen2-VL patch embedding as a linear layer."""
 import math
 
 import pytest
@@ -74,3 +75,25 @@ def test_context_switches_the_language_model_only_and_restores_it(tiny_checkpoin
             assert vision._attn_implementation == "sdpa"
             raise RuntimeError("boom")
     assert (text._attn_implementation, vision._attn_implementation) == ("sdpa", "sdpa")
+
+
+def test_qwen2_vl_patch_embedding_as_linear_matches_the_convolution(tiny_checkpoints):
+    from adamllm.backbones.families import Qwen2VLAdapter
+
+    adapter = Qwen2VLAdapter.from_pretrained(tiny_checkpoints("qwen2_vl"))
+    embed = adapter.model.model.visual.patch_embed
+    pixels = torch.randn(12, embed.in_channels * embed.temporal_patch_size * embed.patch_size ** 2)
+
+    def run():
+        embed.zero_grad(set_to_none=True)
+        out = embed(pixels)
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        return out.detach(), embed.proj.weight.grad.clone()
+
+    conv_out, conv_grad = run()
+    with adapter.training_kernels(adapter.model):
+        assert "forward" in vars(embed)
+        linear_out, linear_grad = run()
+    assert "forward" not in vars(embed)  # the module's own forward again
+    assert torch.allclose(linear_out, conv_out, atol=1e-5)
+    assert torch.allclose(linear_grad, conv_grad, rtol=1e-5, atol=1e-4)
