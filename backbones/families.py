@@ -44,12 +44,12 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         then the sample's own M-RoPE positions (temporal, height, width) from the model."""
         ids = sample["input_ids"][None]
         grid = sample.get("image_grid_thw")
-        types = sample.get("mm_token_type_ids", torch.zeros_like(sample["input_ids"]))[None]
+        token_types = sample.get("mm_token_type_ids", torch.zeros_like(sample["input_ids"]))[None]
         base = causal_lm(self.model).model
         if grid is None:
             mrope = torch.arange(ids.shape[1]).expand(3, 1, -1)
         else:
-            mrope, _ = base.get_rope_index(ids, image_grid_thw=grid, mm_token_type_ids=types)
+            mrope, _ = base.get_rope_index(ids, image_grid_thw=grid, mm_token_type_ids=token_types)
         text = torch.arange(ids.shape[1])[None, None]
         return torch.cat([text, mrope.to(text.dtype)], dim=0)
 

@@ -1,9 +1,8 @@
 """Padding-free training batches: a batch's samples packed end to end into one row.
 
-A padded batch of ``n`` samples computes every layer over ``n × longest`` positions and runs
-attention over a dense padding mask, which on CPU also stops ``scaled_dot_product_attention``
-from skipping the blocks above the diagonal. A packed row holds exactly the samples' tokens.
-Packing is only correct if no token sees another sample and positions restart per sample:
+A padded batch of ``n`` samples computes every layer over ``n × longest`` positions and builds a
+dense padding mask for its attention; a packed row holds exactly the samples' tokens and needs no
+mask. Packing is only correct if no token sees another sample and positions restart per sample:
 
 * ``collate_packed`` (adapter) builds the row, position ids that restart at 0 for every sample
   (for Qwen2-VL the sample's own M-RoPE positions, with the text positions as a fourth row, the
