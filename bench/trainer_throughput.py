@@ -67,6 +67,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from adamllm.plugins.sft.batching import real_tokens
+
 BATCH = 8
 LR = 1e-4
 SEED = 0
@@ -224,9 +226,8 @@ class Counter:
         batch = self.fn(*args, **kwargs)
         self.seconds += time.perf_counter() - start
         self.cpu += time.process_time() - cpu
-        mask = batch.get("attention_mask")  # a packed batch has none: every token is real
-        self.real += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
-        self.padded += mask.numel() if mask is not None else batch["input_ids"].numel()
+        self.real += real_tokens(batch)  # a packed batch has no attention mask: every token is real
+        self.padded += batch["input_ids"].numel()
         self.batches += 1
         return batch
 
