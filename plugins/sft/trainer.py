@@ -144,22 +144,10 @@ class SFTTrainer:
                     for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
                         group = groups[group_index]
                         trained_batches += [[indices[i] for i in b] for b in group]
-                        loss_value = 0.0
-                        for micro, batch_ids in enumerate(group):
-                            batch = collate([samples[indices[i]] for i in batch_ids])
-                            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                            tokens += real_tokens(batch)
-                            sync = micro == len(group) - 1
-                            with contextlib.nullcontext() if sync else accelerator.no_sync(prepared):
-                                with accelerator.autocast():
-                                    loss, _ = prepared(**batch)
-                                accelerator.backward(loss / len(group))
-                            loss_value += loss.item() / len(group)
-                        if cfg.max_grad_norm:
-                            accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm)
-                        optimizer.step()
-                        scheduler.step()
-                        optimizer.zero_grad(set_to_none=True)
+                        micro_batches = (collate([samples[indices[i]] for i in ids]) for ids in group)
+                        loss_value, group_tokens = self._optimizer_step(accelerator, prepared, optimizer, scheduler,
+                                                                        micro_batches, len(group))
+                        tokens += group_tokens
                         state.step += 1
                         steps_this_run += 1
                         state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
@@ -270,6 +258,27 @@ class SFTTrainer:
         fused = all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda")
                     for group in param_groups for p in group["params"])
         return torch.optim.AdamW(param_groups, lr=cfg.learning_rate, fused=fused or None)
+
+    def _optimizer_step(self, accelerator, prepared, optimizer, scheduler, micro_batches, n_micro: int):
+        """Forward and backward over the micro-batches of one accumulation group (gradients synced
+        on the last only), then one optimizer and schedule step. Returns the group's mean loss and
+        its real (non-padding) tokens."""
+        loss_value, tokens = 0.0, 0
+        for micro, batch in enumerate(micro_batches):
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            tokens += real_tokens(batch)
+            sync = micro == n_micro - 1
+            with contextlib.nullcontext() if sync else accelerator.no_sync(prepared):
+                with accelerator.autocast():
+                    loss, _ = prepared(**batch)
+                accelerator.backward(loss / n_micro)
+            loss_value += loss.item() / n_micro
+        if self.config.max_grad_norm:
+            accelerator.clip_grad_norm_(prepared.parameters(), self.config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss_value, tokens
 
     def _scheduler(self, optimizer, total_steps: int):
         from transformers import get_scheduler
