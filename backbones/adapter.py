@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
 
@@ -21,34 +19,23 @@ import torch
 
 from adamllm.backbone import (
     GROUPS,
+    IGNORE_INDEX,
     IMAGE_PLACEHOLDER,
     BackboneConfig,
+    BadSample,
+    EncodedSet,
     GenerationSettings,
     LabelPolicy,
     SampleTooLong,
+    unwrap_model,
 )
 
-IGNORE_INDEX = -100
 LORA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class TemplateError(ValueError):
     """The chat template does not render conversations as growing prefixes."""
-
-
-class BadSample(ValueError):
-    """A record that cannot be encoded (placeholders and images disagree, unreadable image)."""
-
-
-@dataclass
-class EncodedSet:
-    """The encodable samples of a dataset, and what was dropped and why (never silently)."""
-
-    samples: list[dict] = field(default_factory=list)
-    indices: list[int] = field(default_factory=list)  # record index of each kept sample
-    dropped: Counter = field(default_factory=Counter)  # reason -> count
-    problems: list[str] = field(default_factory=list)  # the first few, naming the record
 
 
 def to_content_list(messages: Sequence[dict]) -> list[dict]:
@@ -104,10 +91,7 @@ def local_checkpoint(model: str, revision: str | None = None) -> Path:
                                   allow_patterns=["*.json", "*.jinja", "*.safetensors", "*.model", "*.txt"]))
 
 
-def causal_lm(model: Any) -> Any:
-    """The ``*ForConditionalGeneration`` module inside a PEFT wrapper (or the model itself)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
+causal_lm = unwrap_model  # the name the family modules use
 
 
 def _compact(sample: dict) -> dict:
@@ -407,6 +391,15 @@ class VisionLanguageAdapter:
         }
         batch.update(self._collate_packed_images(samples))
         return batch
+
+    def packed_training(self, model) -> contextlib.AbstractContextManager:
+        """A context in which ``model`` (the ``*ForConditionalGeneration`` module) trains on rows
+        from ``collate_packed``: causal attention within each packed sample (``packing.py``)."""
+        if not self.supports_packing:
+            raise NotImplementedError(f"{self.family} batches cannot be packed")
+        from .packing import packed_attention
+
+        return packed_attention(model)
 
     def training_kernels(self, model) -> contextlib.AbstractContextManager:
         """A context in which ``model`` (the ``*ForConditionalGeneration`` module) trains with faster,

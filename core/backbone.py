@@ -1,8 +1,11 @@
 """What a backbone adapter is: how every stage talks to a model.
 
-The synthesizer generates with an adapter, the trainer trains one, benchmarks evaluate one. The
-built-in adapters (``adamllm.backbones``) implement this for Qwen2-VL, LLaVA-NeXT and Mllama;
-``adamllm.testing.backbone_contract`` checks any adapter. Import-light: no torch here.
+The synthesizer and the filter generate with an adapter, the trainer trains one, benchmarks
+evaluate one. ``Generator`` is what generation needs (a model slot of a synthesizer or filter,
+a text-only causal LM included); ``Backbone`` is the complete contract, everything the trainer and
+the evaluator call. The built-in adapters (``adamllm.backbones``) implement it for Qwen2-VL,
+LLaVA-NeXT and Mllama; ``adamllm.testing.backbone_contract`` checks any adapter against it.
+Import-light: no torch here.
 
 Conversations are ShareGPT style: ``[{"role": "user", "content": "<image>What is this?"},
 {"role": "assistant", "content": "A cat."}]`` with the images in order of their ``<image>``
@@ -10,11 +13,16 @@ placeholders.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Protocol, Sequence, runtime_checkable
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 IMAGE_PLACEHOLDER = "<image>"
+#: The label of a position that is not trained (PyTorch's cross-entropy ``ignore_index``).
+IGNORE_INDEX = -100
 
 #: ``assistant``: loss on assistant turns only (post-training).
 #: ``after_first_turn``: no loss on the first exchange, loss on every token after it, user turns
@@ -31,6 +39,27 @@ class SampleTooLong(ValueError):
     def __init__(self, length: int, max_length: int) -> None:
         self.length, self.max_length = length, max_length
         super().__init__(f"sample has {length} tokens, more than max_length={max_length}")
+
+
+class BadSample(ValueError):
+    """A record that cannot be encoded (placeholders and images disagree, unreadable image)."""
+
+
+@dataclass
+class EncodedSet:
+    """The encodable samples of a dataset, and what was dropped and why (never silently)."""
+
+    samples: list[dict] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)  # record index of each kept sample
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+    problems: list[str] = field(default_factory=list)  # the first few, naming the record
+
+
+def unwrap_model(model: Any) -> Any:
+    """The ``*ForConditionalGeneration`` (or ``*ForCausalLM``) module inside a PEFT wrapper, or the
+    model itself: what ``packed_training`` and ``training_kernels`` take."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
 
 
 class BackboneConfig(BaseModel):
@@ -64,24 +93,66 @@ class GenerationSettings(BaseModel):
 
 
 @runtime_checkable
-class Backbone(Protocol):
-    """The adapter contract (see the built-ins in ``adamllm.backbones.adapter``)."""
+class Generator(Protocol):
+    """What generation needs: the synthesize and filter stages' model slots, and evaluation.
+
+    ``conversations`` are ShareGPT message lists whose last message is the user's; ``images`` holds
+    each conversation's images in the order of its ``<image>`` placeholders (``[]`` for text-only).
+    Returns one string per conversation, in order. A sample that cannot be encoded raises
+    ``ValueError`` (``SampleTooLong``, ``BadSample``); the caller decides to skip or stop.
+    """
 
     family: str
+    config: Any
+    tokenizer: Any
+
+    def generate(self, conversations: Sequence[Sequence[dict]], images: Sequence[Sequence[Any]] | None = None,
+                 settings: GenerationSettings | None = None) -> list[str]: ...
+
+    def render(self, messages: Sequence[dict], add_generation_prompt: bool = False) -> str: ...
+
+
+@runtime_checkable
+class Backbone(Generator, Protocol):
+    """The complete adapter contract: everything the trainer, the evaluator and the synthesizer call.
+
+    Samples are dicts of tensors as ``encode`` returns them (``input_ids``, ``labels`` with
+    ``IGNORE_INDEX`` where nothing is trained, the family's image tensors, ``num_image_tokens``).
+    The built-in implementation is ``adamllm.backbones.adapter.VisionLanguageAdapter``.
+    """
+
     model: Any
     processor: Any
     max_length: int
+    #: Whether ``collate_packed`` is correct for this family (self-attention only language model).
+    supports_packing: bool
+    image_token_id: int
+    end_of_text_token: str
 
+    # -- encoding: one record -> one sample, never truncated
     def encode(self, messages: Sequence[dict], images: Sequence[Any] = (), policy: LabelPolicy = "assistant",
-               add_generation_prompt: bool = False) -> dict: ...
+               add_generation_prompt: bool = False, image_root: Any = None) -> dict: ...
 
+    def encode_all(self, records: Iterable[dict], policy: LabelPolicy = "assistant", image_root: Any = None,
+                   max_problems: int = 20, keep_pixels: bool = False) -> EncodedSet: ...
+
+    # -- batching
     def collate(self, samples: Sequence[dict], padding_side: str = "right") -> dict: ...
 
-    def generate(self, conversations: Sequence[Sequence[dict]], images: Sequence[Sequence[Any]],
-                 settings: GenerationSettings | None = None) -> list[str]: ...
+    def collate_packed(self, samples: Sequence[dict]) -> dict: ...
 
+    def packed_training(self, model: Any) -> contextlib.AbstractContextManager: ...
+
+    def training_kernels(self, model: Any) -> contextlib.AbstractContextManager: ...
+
+    # -- parameters: groups, freezing, LoRA
     def module_groups(self) -> dict[str, list[str]]: ...
 
-    def lora_target_modules(self) -> str: ...
+    def group_of(self, parameter_name: str) -> str: ...
 
+    def freeze(self, groups: Sequence[str]) -> int: ...
+
+    def lora_target_modules(self) -> str | list[str]: ...
+
+    # -- saving: a complete, reloadable directory
     def save(self, out_dir: Any) -> Any: ...

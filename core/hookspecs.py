@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .specs import (
         BackboneSpec,
         BenchmarkSpec,
+        ComposerSpec,
         DomainSpec,
         FilterSpec,
         SynthesizerSpec,
@@ -57,6 +58,14 @@ def adamllm_filters() -> list[FilterSpec]:
     """Consistency filters: label each task triplet ``yes`` / ``no`` / ``open``.
 
     Example: ``[FilterSpec(name="consistency", factory="pkg.filter:Judge", config="pkg.filter:Cfg")]``
+    """
+
+
+@hookspec
+def adamllm_composers() -> list[ComposerSpec]:
+    """Composers: turn pairs, kept triplets and verdicts into the training mix (stage ``compose``).
+
+    Example: ``[ComposerSpec(name="adamllm", factory="pkg.mix:Composer", config="pkg.mix:Cfg")]``
     """
 
 

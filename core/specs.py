@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 #: Component kinds, in pipeline order; each has one registration hook ``adamllm_<kind>s``.
-KINDS = ("domain", "synthesizer", "filter", "backbone", "trainer", "benchmark")
+KINDS = ("domain", "synthesizer", "filter", "composer", "backbone", "trainer", "benchmark")
 
 
 def resolve(target: str | Any) -> Any:
@@ -89,6 +89,13 @@ class FilterSpec(ComponentSpec):
 
 
 @dataclass(frozen=True)
+class ComposerSpec(ComponentSpec):
+    """Composes the training mix from pairs, triplets and verdicts (stage ``compose``)."""
+
+    kind: ClassVar[str] = "composer"
+
+
+@dataclass(frozen=True)
 class TrainerSpec(ComponentSpec):
     """Trains a backbone on a composed mix (stage ``train``)."""
 
@@ -130,5 +137,5 @@ class DomainSpec(ComponentSpec):
 
 SPEC_TYPES: dict[str, type[ComponentSpec]] = {
     cls.kind: cls
-    for cls in (DomainSpec, SynthesizerSpec, FilterSpec, BackboneSpec, TrainerSpec, BenchmarkSpec)
+    for cls in (DomainSpec, SynthesizerSpec, FilterSpec, ComposerSpec, BackboneSpec, TrainerSpec, BenchmarkSpec)
 }
