@@ -27,4 +27,7 @@ def adamllm_backbones():
         BackboneSpec(name="mllama", factory="adamllm.backbones.families:MllamaAdapter", config=CONFIG,
                      tiny=_tiny_builder("mllama"),
                      description="Llama-3.2-Vision (Mllama)"),
+        BackboneSpec(name="causal_lm", factory="adamllm.backbones.causal_lm:CausalLMAdapter", config=CONFIG,
+                     tiny=_tiny_builder("causal_lm"),
+                     description="Text-only causal LM (any transformers AutoModelForCausalLM), e.g. a filter's judge"),
     ]

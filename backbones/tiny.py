@@ -19,6 +19,12 @@ Sizes:
 Mllama note: transformers initialises Mllama's tanh gates to zero, which makes a random model
 ignore its images; the builder sets them to `MLLAMA_GATE_VALUE` (see `_open_gates`).
 
+Text-only: ``build_tiny("causal_lm", out_dir, size, seed, chat_template=True)`` writes a
+``LlamaForCausalLM`` with the same language-model shapes, the Llama-3 special tokens and (unless
+``chat_template=False``, a base LM) a Llama-3 chat template; it is built by
+`adamllm.backbones.causal_lm.build_tiny_causal_lm` and loads with ``AutoModelForCausalLM``.
+``causal_lm`` is not in `FAMILIES` (the image-text families).
+
 All numbers live in `tiny_config`. The build is deterministic: the same family, size and seed
 give a bit-identical ``model.safetensors`` (and identical tokenizer files on any machine).
 """
@@ -68,6 +74,7 @@ _LLAMA3_SPECIAL = (
 
 #: Special tokens per family, in id order (they take ids 0, 1, 2, ...).
 SPECIAL_TOKENS: dict[str, tuple[str, ...]] = {
+    "causal_lm": _LLAMA3_SPECIAL,  # text-only Llama-3 (built by causal_lm.build_tiny_causal_lm)
     "qwen2_vl": _QWEN_SPECIAL,
     "llava_next": _LLAMA3_SPECIAL + ("<image>",),
     "mllama": _LLAMA3_SPECIAL + ("<|image|>",),
@@ -288,8 +295,12 @@ def build_processor(family: str, size: str = "tiny", tokenizer=None):
 # ---------------------------------------------------------------------------------------------
 # The checkpoint directory
 # ---------------------------------------------------------------------------------------------
-def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
+def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0, *,
+               chat_template: bool = True) -> Path:
     """Write a complete random checkpoint of `family` into `out_dir` and return its path.
+
+    ``family="causal_lm"`` builds the text-only checkpoint (`causal_lm.build_tiny_causal_lm`);
+    ``chat_template=False`` applies to it only (a base LM without a chat template).
 
     Files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
     ``processor_config.json`` (image processor nested inside), ``tokenizer.json``,
@@ -297,6 +308,12 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     The weights are initialised under ``torch.manual_seed(seed)`` (the caller's RNG state is
     left untouched): the same seed gives a bit-identical ``model.safetensors``.
     """
+    if family == "causal_lm":
+        from .causal_lm import build_tiny_causal_lm
+
+        return build_tiny_causal_lm(out_dir, size=size, seed=seed, chat_template=chat_template)
+    if not chat_template:
+        raise ValueError(f"chat_template=False applies to causal_lm only; {family} always has a chat template")
     import torch
     from transformers import AutoModelForImageTextToText
 

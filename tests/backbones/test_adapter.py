@@ -59,6 +59,6 @@ def test_components_list_shows_backbones_with_providers():
     import json
 
     rows = {r["name"]: r["provider"] for r in json.loads(result.stdout)}
-    assert set(rows) == {"qwen2_vl", "llava_next", "mllama", "llava"}
+    assert set(rows) == {"qwen2_vl", "llava_next", "mllama", "llava", "causal_lm"}
     assert rows["qwen2_vl"].startswith("adamllm ")
     assert rows["llava"] == "adamllm-example-backbone 0.1.0"  # the example plugin package
