@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:  `make demo` (the main job)  and  `make test` (the test suite).
 # Both create .venv on first use. torch is pinned to the CPU build 2.13.0 and installed in the same
 # pip command as the project, so pip never pulls a multi-GB CUDA build; torchvision must not be
-# installed beside it (it breaks transformers' image processors, see docs/).
+# installed beside it (it breaks transformers' image processors; see README, Quick start).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

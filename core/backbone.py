@@ -18,7 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
+
+from .paths import PathOrHubId, base_dir, resolve_local
 
 IMAGE_PLACEHOLDER = "<image>"
 #: The label of a position that is not trained (PyTorch's cross-entropy ``ignore_index``).
@@ -26,7 +28,7 @@ IGNORE_INDEX = -100
 
 #: ``assistant``: loss on assistant turns only (post-training).
 #: ``after_first_turn``: no loss on the first exchange, loss on every token after it, user turns
-#: included, plus the trained end-of-text token (tuning the synthesizer, METHOD.md §1).
+#: included, plus the trained end-of-text token (tuning the synthesizer, docs/method.md §2).
 LabelPolicy = Literal["assistant", "after_first_turn"]
 
 #: Module groups every adapter names, for freezing, per-group learning rates and LoRA targets.
@@ -66,7 +68,7 @@ class BackboneConfig(BaseModel):
     """Options every built-in adapter accepts (a backbone section of a run config)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(description="Hub id or local directory of the checkpoint.")
+    model: PathOrHubId = Field(description="Hub id or local directory of the checkpoint (relative to the config file).")
     revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit).")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="Weights dtype.")
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', or 'auto' (device_map=auto).")
@@ -78,6 +80,33 @@ class BackboneConfig(BaseModel):
                           "(relative to the config file) when that folder does not exist.")
     min_pixels: Optional[int] = Field(None, description="Qwen2-VL: smallest image budget in pixels.")
     max_pixels: Optional[int] = Field(None, description="Qwen2-VL: largest image budget in pixels.")
+
+    @model_validator(mode="after")
+    def _tiny_model_is_a_local_folder(self, info: ValidationInfo) -> "BackboneConfig":
+        # with `tiny`, `model` names the folder to build, which need not exist yet
+        if self.tiny:
+            self.model = resolve_local(self.model, base_dir(info))
+        return self
+
+
+class ModelSlot(BaseModel):
+    """A component's own model: a nested backbone section, ``{type: NAME, ...options}``.
+
+    A synthesizer or filter options model declares ``model: ModelSlot``; validating the run config
+    validates the nested section with that backbone's own options model (errors name
+    ``synthesizer.model.FIELD``) and ``StageContext.build_model(slot)`` builds the adapter,
+    ``tiny:`` checkpoints included. ``options`` is the validated backbone options.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="Backbone name (qwen2_vl, llava_next, mllama, causal_lm, ...).")
+    _options: Any = PrivateAttr(None)
+
+    @property
+    def options(self) -> Any:
+        if self._options is None:
+            raise ValueError(f"model slot {self.type!r} was not validated as part of a run config")
+        return self._options
 
 
 class GenerationSettings(BaseModel):

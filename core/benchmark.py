@@ -68,7 +68,12 @@ def open_image(image: Any):
 
 @runtime_checkable
 class Benchmark(Protocol):
-    """The component an ``adamllm_benchmarks`` spec builds."""
+    """The component an ``adamllm_benchmarks`` spec builds.
+
+    Optional, read with ``getattr`` (so not part of the protocol check): ``prediction_fields``, the
+    fields every record of a predictions file needs for ``adamllm score`` (default
+    ``DEFAULT_PREDICTION_FIELDS``; see ``prediction_fields()``).
+    """
 
     name: str
     max_new_tokens: int
@@ -76,6 +81,16 @@ class Benchmark(Protocol):
     def samples(self) -> Iterable[Sample]: ...
 
     def get_scorer(self, scorer: str = "legacy", seed: int = 0) -> Scorer: ...
+
+
+#: The record fields a benchmark's scorer reads when the benchmark names none (``prediction_fields``).
+DEFAULT_PREDICTION_FIELDS: tuple[str, ...] = ("prediction", "label")
+
+
+def prediction_fields(benchmark: Any) -> tuple[str, ...]:
+    """The fields every prediction record of ``benchmark`` needs: its ``prediction_fields``
+    attribute, else ``DEFAULT_PREDICTION_FIELDS``."""
+    return tuple(getattr(benchmark, "prediction_fields", None) or DEFAULT_PREDICTION_FIELDS)
 
 
 def mean_by_metric(scores: Iterable[SampleScore], metrics: Iterable[str]) -> dict[str, float | int]:

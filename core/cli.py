@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .registry import PluginError, PluginManager
+from .stages import KIND_TABLE, KINDS, STAGES
 
 
 class App:
@@ -125,14 +126,11 @@ def components() -> None:
 
 
 @components.command("list")
-@click.option("--kind", type=click.Choice(["domain", "synthesizer", "filter", "backbone", "trainer", "benchmark"]),
-              help="Only this kind.")
+@click.option("--kind", type=click.Choice(KINDS), help="Only this kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def components_list(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     """List components with their provider and description."""
-    from .specs import KINDS
-
     pm = _app(ctx).plugins
     rows = []
     for k in [kind] if kind else KINDS:
@@ -184,30 +182,37 @@ def config_validate(ctx: click.Context, config_file: str) -> None:
         cfg = load_config(config_file, _app(ctx).plugins)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    sections = [s for s in ("domain", "synthesizer", "filter", "backbone", "trainer") if getattr(cfg, s)]
-    click.echo(
-        f"{config_file}: valid ({', '.join(f'{s}={getattr(cfg, s).type}' for s in sections) or 'no components'}"
-        f"{', benchmarks=' + ','.join(b.type for b in cfg.benchmarks) if cfg.benchmarks else ''}; "
-        f"stages: {', '.join(cfg.stages)})"
-    )
+    chosen = []
+    for kind in KIND_TABLE:
+        value = getattr(cfg, kind.section)
+        if value:
+            chosen.append(f"{kind.section}=" + (",".join(v.type for v in value) if kind.many else value.type))
+    click.echo(f"{config_file}: valid ({', '.join(chosen) or 'no components'}; stages: {', '.join(cfg.stages)})")
 
 
 @cli.command()
 @click.argument("config_file", type=click.Path(dir_okay=False))
-@click.option("--stages", help="Comma-separated stages to run (default: the config's).")
-@click.option("--force", is_flag=True, help="Rerun stages that already finished.")
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--stages", help=f"Comma-separated stages to run (default: the config's): {', '.join(STAGES)}.")
+@click.option("--force", is_flag=True, help="Rerun the stages from scratch even if nothing changed.")
 @click.pass_context
-def run(ctx: click.Context, config_file: str, stages: str | None, force: bool) -> None:
-    """Run the pipeline stages of CONFIG_FILE (finished stages are skipped)."""
+def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages: str | None, force: bool) -> None:
+    """Run the pipeline stages of CONFIG_FILE.
+
+    KEY=VALUE arguments override config fields (trainer.learning_rate=2e-5, benchmarks.0.limit=4),
+    validated like the file. A finished stage is skipped while its config sections and inputs are
+    unchanged; when they change, it reruns (saying which fields changed), and so does every later stage.
+    """
     from .config import ConfigError, load_config
+    from .io import DataError
     from .runner import StageError, run_pipeline
 
     pm = _app(ctx).plugins
     try:
-        cfg = load_config(config_file, pm)
+        cfg = load_config(config_file, pm, list(overrides))
         selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
         run_pipeline(cfg, pm, selected, force=force, echo=click.echo)
-    except (ConfigError, StageError) as exc:
+    except (ConfigError, StageError, DataError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

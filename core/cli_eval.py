@@ -16,33 +16,57 @@ def _pm(ctx: click.Context):
     return _app(ctx).plugins
 
 
-def _scorer_for(pm, benchmark: str, scorer: str | None, seed: int):
-    """A built-in benchmark's scorer, else the scorer of an installed benchmark plugin."""
-    from .domains.scoring.scorer import canonical_benchmark, get_scorer
+def _normal(name: str) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+def _benchmark_for(pm, name: str):
+    """The benchmark component ``name`` (else the one whose name matches case-insensitively, with
+    "-" for "_": "PMC-VQA", "VQA_RAD"), built with its config's defaults, unvalidated where the
+    config has required fields (a ``source``: scoring reads no records); returns it and its name."""
     from .registry import UnknownComponentError
 
+    registry = pm.components("benchmark")
+    matches = [name] if name in registry else [n for n in registry if _normal(n) == _normal(name)]
+    if len(matches) > 1:
+        raise click.ClickException(f"benchmark {name!r} is ambiguous: {', '.join(sorted(matches))}")
     try:
-        name = canonical_benchmark(benchmark)
-    except ValueError:
-        name = None
-    if name is not None:
-        return get_scorer(name, scorer or "legacy", seed), name
-    try:
-        spec = pm.spec("benchmark", benchmark)
+        spec = pm.spec("benchmark", matches[0] if matches else name)
     except UnknownComponentError as exc:
         raise click.ClickException(str(exc)) from None
     model = spec.load_config_model()
-    bench = spec.build(model() if model is not None else None)
-    return (bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)), benchmark
+    if model is None:
+        return spec.build(), spec.name
+    try:
+        config = model()
+    except ValueError:  # pydantic's ValidationError: a required field
+        config = model.model_construct()
+    return spec.build(config), spec.name
 
 
-def _read_predictions(path: str, benchmark: str) -> list[dict]:
-    from .domains.scoring import read_prediction_file
-    from .domains.scoring.scorer import BENCHMARKS
+def _line_form(path: str, message: str) -> str:
+    """``adamllm.io``'s "FILE:N: ..." as this command writes it: "FILE, line N: ..."."""
+    prefix = f"{Path(path)}:"
+    number, sep, rest = message[len(prefix):].partition(":") if message.startswith(prefix) else ("", "", "")
+    return f"{path}, line {number}:{rest}" if sep and number.isdigit() else message
 
-    # a plugin's benchmark: its scorer reads prediction and label at least
-    fields = None if benchmark in BENCHMARKS else ("prediction", "label")
-    return read_prediction_file(path, benchmark, fields)
+
+def _score_file(path: str, judge, fields: tuple[str, ...]) -> tuple[list[dict], list]:
+    """Read and score a predictions file; every record needs ``fields``. A bad record raises
+    ``DataError`` naming its line."""
+    from .io import DataError, iter_records
+
+    records, scores = [], []
+    for where, record in iter_records(path):
+        missing = [name for name in fields if name not in record]
+        if missing:
+            raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+        try:
+            scores.append(judge.score_sample(record, len(records)))
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"{where}: {exc}") from None
+        records.append(record)
+    return records, scores
 
 
 @click.command("score")
@@ -54,24 +78,19 @@ def _read_predictions(path: str, benchmark: str) -> list[dict]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | None, seed: int, as_json: bool) -> None:
-    """Score PREDICTIONS (JSONL: prediction, label, and the benchmark's fields) on BENCHMARK, no model needed.
+    """Score PREDICTIONS (JSONL or a JSON array: prediction, label, the benchmark's fields) on BENCHMARK, no model needed.
 
     Fields: answer_type (OPEN/CLOSED) for slake, pathvqa, vqa_rad; A, B, C, D for pmc_vqa; optional id.
     Labels: Food101 the class name; Nutrition5K and FoodSeg103 a list of names.
     """
-    from .benchmark import SampleScore
+    from .benchmark import prediction_fields
 
-    judge, name = _scorer_for(_pm(ctx), benchmark, scorer, seed)
+    bench, name = _benchmark_for(_pm(ctx), benchmark)
     try:
-        records = _read_predictions(predictions, name)
-        scores: list[SampleScore] = []
-        for index, record in enumerate(records):
-            try:
-                scores.append(judge.score_sample(record, index))
-            except (KeyError, ValueError) as exc:
-                raise ValueError(f"{predictions}: record {index + 1}: {exc}") from None
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
+        records, scores = _score_file(predictions, judge, prediction_fields(bench))
+    except ValueError as exc:  # adamllm.io.DataError included
+        raise click.ClickException(_line_form(predictions, str(exc))) from None
     aggregate = judge.aggregate(scores)
     result = {
         "benchmark": name,
@@ -135,8 +154,8 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
 
     Resumable (finished samples are skipped) and data parallel under `accelerate launch`.
     """
-    from .evaluate import (EvaluationError, build_task, discard_predictions, evaluate, expand_names,
-                           per_process_device, process_state)
+    from .evaluation import (EvaluationError, build_task, discard_predictions, evaluate, expand_names,
+                             per_process_device, process_state)
     from .io import DataError
     from .registry import UnknownComponentError
 

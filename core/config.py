@@ -1,9 +1,11 @@
-"""Run configs: a YAML file validated in two phases.
+"""Run configs: a YAML file validated in two phases, with models derived from the stage table.
 
-Phase one reads the layout (output directory, seed, stages, and for every component section its
-``type``); phase two validates each section's remaining fields with the selected component's own
-pydantic model. Errors name the section and the field. ``json_schema`` builds the same structure as
-a discriminated union over the installed components, for editors.
+Phase one reads the layout (output directory, seed, stages, ``data``, and for every component
+section its ``type``); phase two validates each section's remaining fields with the selected
+component's own pydantic model, nested model slots included (``synthesizer.model``). Errors name
+the section and the field. Paths are resolved once, here: relative to the config file's folder
+(see ``adamllm.paths``). ``json_schema`` builds the same structure as a discriminated union over
+the installed components, for editors. ``apply_overrides`` applies ``key=value`` arguments.
 """
 from __future__ import annotations
 
@@ -13,19 +15,12 @@ from typing import Annotated, Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from .backbone import ModelSlot
+from .paths import BASE_DIR, resolve_if_exists, resolve_local
 from .registry import PluginManager, UnknownComponentError
+from .stages import KIND_TABLE, SECTIONS, STAGES
 
-STAGES = ("synthesize", "filter", "compose", "train", "evaluate")
-
-#: Config section -> component kind. ``benchmarks`` is a list of sections.
-SECTIONS = {
-    "domain": "domain",
-    "synthesizer": "synthesizer",
-    "filter": "filter",
-    "backbone": "backbone",
-    "trainer": "trainer",
-    "benchmarks": "benchmark",
-}
+StageName = Literal[STAGES]  # type: ignore[valid-type]
 
 
 class ConfigError(ValueError):
@@ -46,25 +41,6 @@ class Section(BaseModel):
     type: str
 
 
-class RawRunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    output_dir: Path = Field(description="Where every stage writes its files.")
-    seed: int = Field(0, description="Seed for every random choice of the run.")
-    stages: list[Literal["synthesize", "filter", "compose", "train", "evaluate"]] = Field(
-        default_factory=lambda: list(STAGES), description="Stages to run, in pipeline order."
-    )
-    domain: Optional[Section] = None
-    synthesizer: Optional[Section] = None
-    filter: Optional[Section] = None
-    backbone: Optional[Section] = None
-    trainer: Optional[Section] = None
-    benchmarks: list[Section] = Field(default_factory=list)
-    data: dict[str, str] = Field(
-        default_factory=dict,
-        description="Inputs that replace a stage's default input file, e.g. {train: mix.jsonl}.",
-    )
-
-
 class Component(BaseModel):
     """A validated component selection: its name and its options (the component's own model)."""
 
@@ -73,21 +49,37 @@ class Component(BaseModel):
     options: Any = None
 
 
-class RunConfig(BaseModel):
-    """A fully validated run config."""
+class DomainOptions(BaseModel):
+    """Options of a domain section when the domain declares no options model of its own."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    output_dir: Path
-    seed: int = 0
-    stages: list[str]
-    domain: Optional[Component] = None
-    synthesizer: Optional[Component] = None
-    filter: Optional[Component] = None
-    backbone: Optional[Component] = None
-    trainer: Optional[Component] = None
-    benchmarks: list[Component] = Field(default_factory=list)
-    data: dict[str, str] = Field(default_factory=dict)
-    source: Optional[Path] = None
+    model_config = ConfigDict(extra="forbid")
+    source: Optional[str] = Field(None, description="Which declared image-caption source to read (default: the first).")
+    limit: Optional[int] = Field(None, ge=1, description="Read only the first N image-caption pairs.")
+
+
+_LAYOUT_FIELDS: dict[str, Any] = {
+    "output_dir": (Path, Field(description="Where every stage writes its files (relative to the config file).")),
+    "seed": (int, Field(0, description="Seed for every random choice of the run.")),
+    "stages": (list[StageName], Field(default_factory=lambda: list(STAGES),
+                                      description="Stages to run; they run in pipeline order.")),
+    "data": (dict[StageName, str], Field(
+        default_factory=dict,
+        description="A stage's input instead of the previous stage's output, e.g. {train: mix.jsonl}.")),
+}
+
+
+def _section_fields(item: Any) -> dict[str, Any]:
+    return {kind.section: ((list[item], Field(default_factory=list)) if kind.many else (Optional[item], None))
+            for kind in KIND_TABLE}
+
+
+#: The layout of a run config as written (phase one).
+RawRunConfig = create_model("RawRunConfig", __config__=ConfigDict(extra="forbid"),
+                            **_LAYOUT_FIELDS, **_section_fields(Section))
+#: A fully validated run config: component sections hold ``Component`` (phase two).
+RunConfig = create_model("RunConfig", __config__=ConfigDict(arbitrary_types_allowed=True),
+                         **_LAYOUT_FIELDS, **_section_fields(Component),
+                         source=(Optional[Path], None))
 
 
 def _loc(parts: tuple) -> str:
@@ -95,13 +87,32 @@ def _loc(parts: tuple) -> str:
 
 
 def _problems(error: ValidationError, prefix: tuple = ()) -> list[tuple[str, str]]:
-    return [(_loc(prefix + tuple(e["loc"])), e["msg"]) for e in error.errors()]
+    # pydantic marks a bad mapping key with a trailing "[key]": the key itself is the location
+    return [(_loc(prefix + tuple(p for p in e["loc"] if p != "[key]")), e["msg"]) for e in error.errors()]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping (YAML keeps the last)."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise ConfigError([("(file)", f"no such file: {path}")], str(path)) from None
     except yaml.YAMLError as exc:
@@ -111,7 +122,59 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _validate_section(pm: PluginManager, kind: str, section: Section, loc: tuple) -> tuple[Component, list]:
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``["trainer.learning_rate=2e-5", "benchmarks.0.limit=4"]`` applied to a parsed config.
+
+    Values are read as YAML (``2e-5`` a number, ``[a, b]`` a list, ``null``); a missing mapping on
+    the way is created; a path through a value that is not a mapping or list is an error.
+    """
+    import copy
+
+    data = copy.deepcopy(data)
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            problems.append((item, "expected KEY=VALUE, e.g. trainer.learning_rate=2e-5"))
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            problems.append((key, f"value is not valid YAML: {exc}"))
+            continue
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    problems.append((key, f"{'.'.join(parts[:i]) or 'top level'} is a list of {len(node)}: "
+                                          f"{part!r} is not an index of it"))
+                    break
+                part = int(part)
+            elif not isinstance(node, dict):
+                problems.append((key, f"{'.'.join(parts[:i])} is not a section (it is {node!r})"))
+                break
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and part not in node:
+                    node[part] = {}
+                node = node[part]
+    if problems:
+        raise ConfigError(problems, "command line")
+    return data
+
+
+def validate_section(pm: PluginManager, kind: str, section: Section | dict, loc: tuple,
+                     base_dir: Path | None = None) -> tuple[Component, list[tuple[str, str]]]:
+    """Validate one component section with its component's options model (nested model slots
+    too); returns the component and the problems found (each ``(location, message)``)."""
+    if isinstance(section, dict):
+        try:
+            section = Section.model_validate(section)
+        except ValidationError as exc:
+            return Component(type=str(section.get("type"))), _problems(exc, loc)
     options = section.model_extra or {}
     try:
         spec = pm.spec(kind, section.type)
@@ -125,6 +188,8 @@ def _validate_section(pm: PluginManager, kind: str, section: Section, loc: tuple
             (_loc(loc + ("type",)), f"{kind} {section.type!r} ({provider}): its config model failed to "
                                     f"import: {type(exc).__name__}: {exc}")
         ]
+    if model is None and kind == "domain":
+        model = DomainOptions
     if model is None:
         if options:
             fields = ", ".join(sorted(options))
@@ -133,14 +198,27 @@ def _validate_section(pm: PluginManager, kind: str, section: Section, loc: tuple
             ]
         return Component(type=section.type), []
     try:
-        return Component(type=section.type, options=model.model_validate(options)), []
+        validated = model.model_validate(options, context={BASE_DIR: base_dir})
     except ValidationError as exc:
         return Component(type=section.type), _problems(exc, loc)
+    return Component(type=section.type, options=validated), _validate_slots(pm, validated, loc, base_dir)
+
+
+def _validate_slots(pm: PluginManager, options: BaseModel, loc: tuple, base_dir: Path | None) -> list:
+    problems = []
+    for name in type(options).model_fields:
+        slot = getattr(options, name)
+        if isinstance(slot, ModelSlot):
+            component, errs = validate_section(pm, "backbone", Section(type=slot.type, **(slot.model_extra or {})),
+                                               loc + (name,), base_dir)
+            slot._options = component.options
+            problems += errs
+    return problems
 
 
 def validate_config(
     data: dict[str, Any], pm: PluginManager, *, source: str | Path | None = None, base_dir: Path | None = None
-) -> RunConfig:
+) -> Any:
     """Validate a parsed config; relative paths resolve against ``base_dir`` (the file's folder)."""
     src = str(source) if source is not None else None
     problems: list[tuple[str, str]] = []
@@ -159,52 +237,46 @@ def validate_config(
     values: dict[str, Any] = {}
     for section_name, kind in SECTIONS.items():
         value = getattr(raw, section_name)
-        if section_name == "benchmarks":
+        if isinstance(value, list):
             items = []
             for i, section in enumerate(value):
-                component, errs = _validate_section(pm, kind, section, (section_name, i))
+                component, errs = validate_section(pm, kind, section, (section_name, i), base_dir)
                 items.append(component)
                 problems += errs
             values[section_name] = items
         elif value is not None:
-            values[section_name], errs = _validate_section(pm, kind, value, (section_name,))
+            values[section_name], errs = validate_section(pm, kind, value, (section_name,), base_dir)
             problems += errs
     if problems:
         raise ConfigError(problems, src)
-    output_dir = raw.output_dir
-    if base_dir is not None and not output_dir.is_absolute():
-        output_dir = (base_dir / output_dir).resolve()
-    # a relative path that exists next to the config is taken from there; anything else stays
-    # as written (an absolute path, a path relative to the working directory, or a hub dataset id)
-    data_paths = {
-        k: str(base_dir / v) if base_dir is not None and (base_dir / v).exists() else v
-        for k, v in raw.data.items()
-    }
     return RunConfig(
-        output_dir=output_dir,
+        output_dir=Path(resolve_local(raw.output_dir, base_dir)),
         seed=raw.seed,
         stages=list(raw.stages),
-        data=data_paths,
-        source=Path(source) if source is not None else None,
+        data={stage: resolve_if_exists(path, base_dir) for stage, path in raw.data.items()},
+        source=Path(source).resolve() if source is not None else None,
         **values,
     )
 
 
-def load_config(path: str | Path, pm: PluginManager) -> RunConfig:
-    """Read and validate a YAML run config."""
+def load_config(path: str | Path, pm: PluginManager, overrides: list[str] | None = None) -> Any:
+    """Read and validate a YAML run config, with ``key=value`` overrides applied first."""
     path = Path(path)
-    return validate_config(load_yaml(path), pm, source=path, base_dir=path.resolve().parent)
+    data = load_yaml(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate_config(data, pm, source=path, base_dir=path.resolve().parent)
 
 
 def json_schema(pm: PluginManager) -> dict[str, Any]:
     """The JSON Schema of a run config, built from the installed components."""
     fields: dict[str, Any] = {}
-    for section_name, kind in SECTIONS.items():
+    for kind in KIND_TABLE:
         variants = []
-        for name, registered in sorted(pm.components(kind).items()):
-            base = registered.spec.load_config_model() or BaseModel
+        for name, registered in sorted(pm.components(kind.name).items()):
+            base = registered.spec.load_config_model() or (DomainOptions if kind.name == "domain" else BaseModel)
             variant = create_model(
-                f"{kind}_{name}".replace("-", "_").replace(".", "_"),
+                f"{kind.name}_{name}".replace("-", "_").replace(".", "_"),
                 __base__=base,
                 __config__=None if base is not BaseModel else ConfigDict(extra="forbid"),
                 type=(Literal[name], Field(description=registered.spec.description or name)),
@@ -215,18 +287,8 @@ def json_schema(pm: PluginManager) -> dict[str, Any]:
             item = variants[0]
         elif variants:
             item = Annotated[Union[tuple(variants)], Field(discriminator="type")]
-        if section_name == "benchmarks":
-            fields[section_name] = (list[item], Field(default_factory=list))
-        else:
-            fields[section_name] = (Optional[item], None)
-    base_fields = {
-        name: (f.annotation, f)
-        for name, f in RawRunConfig.model_fields.items()
-        if name not in SECTIONS
-    }
-    model = create_model(
-        "AdamllmRunConfig", __config__=ConfigDict(extra="forbid"), **base_fields, **fields
-    )
+        fields[kind.section] = (list[item], Field(default_factory=list)) if kind.many else (Optional[item], None)
+    model = create_model("AdamllmRunConfig", __config__=ConfigDict(extra="forbid"), **_LAYOUT_FIELDS, **fields)
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

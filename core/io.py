@@ -1,8 +1,10 @@
-"""JSONL reading and writing with errors that name the file and line, and root-confined paths."""
+"""Reading JSONL and JSON-array records and writing JSONL, with errors that name the file and line;
+root-confined paths."""
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
@@ -26,26 +28,132 @@ def resolve_under(root: str | Path, relative: str | Path) -> Path:
     return candidate
 
 
-def iter_jsonl(path: str | Path, model: type[T] | None = None) -> Iterator[tuple[int, T | dict]]:
-    """Yield ``(line_number, record)``; a bad line raises ``DataError`` naming ``path:line``."""
+def iter_records(path: str | Path, model: type[T] | None = None, *,
+                 tolerant: bool = False) -> Iterator[tuple[str, T | dict]]:
+    """Yield ``(where, record)`` from a ``.jsonl`` file (one JSON object per line, blank lines
+    skipped) or a ``.json`` file holding a JSON array of objects (pretty-printed, as the released
+    data are), chosen by suffix; any other suffix is read as JSONL unless its first non-space
+    character is ``[``. ``where`` is ``"{path}:{line}"`` (for a JSON array: the line where that
+    record starts).
+
+    ``model``: a pydantic model each record is validated with (a ``DataError`` names ``where`` and
+    the field). A non-object record, invalid JSON or bytes that are not UTF-8 raise ``DataError``
+    naming the file and line; a leading byte-order mark is accepted. ``tolerant=True`` (JSONL
+    only): lines that do not parse (a crash's torn last line) are skipped instead.
+    """
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    if _is_array_file(path):
+        rows = _array_rows(path)
+    else:
+        rows = _jsonl_rows(path, tolerant)
+    for where, data in rows:
+        if not isinstance(data, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        if model is None:
+            yield where, data
+            continue
+        try:
+            validated = model.model_validate(data)  # type: ignore[attr-defined]
+        except Exception as exc:  # pydantic.ValidationError, kept import-free here
+            raise DataError(f"{where}: {_short(exc)}") from None
+        yield where, validated
+
+
+def read_records(path: str | Path, model: type[T] | None = None) -> list[T | dict]:
+    """The records of a JSONL or JSON-array file (see ``iter_records``)."""
+    return [record for _, record in iter_records(path, model)]
+
+
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _is_array_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return suffix == ".json"
+    with path.open("rb") as handle:
+        head = handle.read(len(_BOM))
+        if head != _BOM:
+            handle.seek(0)
+        while chunk := handle.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped.startswith(b"[")
+    return False
+
+
+def _jsonl_rows(path: Path, tolerant: bool) -> Iterator[tuple[str, Any]]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if tolerant:
+                    continue
+                raise DataError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start} of the line)") from None
             if not line.strip():
                 continue
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-            if model is None:
-                if not isinstance(data, dict):
-                    raise DataError(f"{path}:{number}: expected a JSON object")
-                yield number, data
-                continue
+                if tolerant:
+                    continue
+                raise DataError(f"{where}: invalid JSON: {exc.msg}") from None
+            yield where, data
+
+
+def _array_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    """The elements of a JSON array with the line each starts on (``raw_decode`` one by one)."""
+    raw = path.read_bytes()
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text ({exc.reason})") from None
+    decoder = json.JSONDecoder()
+    line, counted = 1, 0
+
+    def where(pos: int) -> str:
+        nonlocal line, counted
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return f"{path}:{line}"
+
+    def fail(pos: int, message: str) -> DataError:
+        return DataError(f"{where(pos)}: {message}")
+
+    pos = _WHITESPACE.match(text).end()
+    if pos == len(text) or text[pos] != "[":
+        hint = " (a JSONL file should be named .jsonl)" if text[pos:pos + 1] == "{" else ""
+        raise fail(pos, f"expected a JSON array of objects{hint}")
+    pos = _WHITESPACE.match(text, pos + 1).end()
+    if text[pos:pos + 1] == "]":
+        pos += 1
+    else:
+        while True:
             try:
-                yield number, model.model_validate(data)  # type: ignore[attr-defined]
-            except Exception as exc:  # pydantic.ValidationError, kept import-free here
-                raise DataError(f"{path}:{number}: {_short(exc)}") from None
+                data, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                raise fail(exc.pos, f"invalid JSON: {exc.msg}") from None
+            yield where(pos), data
+            pos = _WHITESPACE.match(text, end).end()
+            separator = text[pos:pos + 1]
+            if separator == "]":
+                pos += 1
+                break
+            if separator != ",":
+                raise fail(pos, "invalid JSON: the array is not closed (no ']')" if not separator
+                           else "invalid JSON: expected ',' or ']' after an array element")
+            pos = _WHITESPACE.match(text, pos + 1).end()
+    pos = _WHITESPACE.match(text, pos).end()
+    if pos != len(text):
+        raise fail(pos, "invalid JSON: extra data after the array")
 
 
 def _short(exc: Exception) -> str:
@@ -55,10 +163,6 @@ def _short(exc: Exception) -> str:
             f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in errors()
         )
     return str(exc)
-
-
-def read_jsonl(path: str | Path, model: type[T] | None = None) -> list[T | dict]:
-    return [record for _, record in iter_jsonl(path, model)]
 
 
 def _dump(record: Any) -> str:

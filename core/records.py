@@ -49,9 +49,10 @@ class Message(Record):
 class TrainingExample(Record):
     """One ShareGPT-style conversation (output of ``compose``, input of ``train``)."""
 
-    messages: list[Message]
+    messages: list[Message] = Field(min_length=1)
     images: list[str] = Field(default_factory=list)
     id: Optional[str] = None
+    stage: Optional[Literal[1, 2]] = Field(None, description="two_stage training: 1 captions, 2 tasks.")
 
 
 class Prediction(Record):

@@ -1,13 +1,15 @@
-"""The pipeline runner: synthesize → filter → compose → train → evaluate.
+"""The pipeline runner: the stages of ``adamllm.stages.STAGE_TABLE``, in order.
 
 Stages exchange typed records (``adamllm.records``) through files under the output directory::
 
     OUT/synthesize/triplets.jsonl   OUT/filter/verdicts.jsonl   OUT/compose/mix.jsonl
-    OUT/train/...                   OUT/evaluate/...
+    OUT/train/model/                OUT/evaluate/report.json
 
-A stage that finished writes ``OUT/<stage>/_done.json``; a rerun skips it (``force`` reruns it).
-A stage reads its input from the previous stage's file, or from ``data.<stage>`` in the config,
-so any stage can run alone. Stage implementations register in ``STAGE_FUNCTIONS``.
+A stage reads the previous stage's file, or ``data.<stage>`` from the config, so any stage can run
+alone. Reruns are decided by fingerprints (``adamllm.fingerprint``): a finished stage whose config
+sections and inputs are unchanged is skipped; one whose config or input changed is rerun from
+scratch, after saying which fields changed, and so is every later stage; a stage that was
+interrupted resumes if nothing changed, else starts over. ``--force`` reruns everything asked for.
 """
 from __future__ import annotations
 
@@ -16,39 +18,33 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from .config import STAGES, RunConfig
+from .fingerprint import changes, stage_fingerprint
 from .registry import PluginManager
 from .specs import resolve
+from .stages import STAGE_TABLE, STAGES, Stage, StageError, stage as stage_row
 
-#: The file each stage writes for the next one (relative to OUT/<stage>/).
-STAGE_OUTPUTS = {
-    "synthesize": "triplets.jsonl",
-    "filter": "verdicts.jsonl",
-    "compose": "mix.jsonl",
-    "train": "model",
-    "evaluate": "report.json",
-}
+__all__ = ["StageContext", "StageError", "run_pipeline", "done_marker"]
 
-
-class StageError(RuntimeError):
-    """A stage cannot run (missing input, missing config section)."""
-
-
-class StageNotAvailable(StageError):
-    """The stage has no implementation in this version of adamllm."""
+DONE = "_done.json"
+RUNNING = "_running.json"
 
 
 @dataclass
 class StageContext:
-    """What a stage implementation gets: the validated config, plugins and its own folder."""
+    """What a stage implementation gets: the validated config, plugins, its folder and inputs."""
 
     name: str
-    config: RunConfig
+    config: Any
     plugins: PluginManager
     summary: dict[str, Any] = field(default_factory=dict)
-    force: bool = False  # rerun from scratch (no resuming from this stage's checkpoints)
+    force: bool = False  # start from scratch (no resuming from this stage's partial work)
+    echo: Callable[[str], None] = print
+
+    @property
+    def stage(self) -> Stage:
+        return stage_row(self.name)
 
     @property
     def output_dir(self) -> Path:
@@ -62,11 +58,12 @@ class StageContext:
 
     def output_path(self, stage: str | None = None) -> Path:
         stage = stage or self.name
-        return self.config.output_dir / stage / STAGE_OUTPUTS[stage]
+        return self.config.output_dir / stage / stage_row(stage).output
 
-    def input_path(self, previous_stage: str) -> Path:
+    def input_path(self, previous_stage: str | None = None) -> Path:
         """The config's ``data.<this stage>`` if given, else the previous stage's output."""
-        override = self.config.data.get(self.name)
+        previous_stage = previous_stage or self.stage.inputs[0]
+        override = self.config.data.get(self.name) if previous_stage == self.stage.inputs[0] else None
         path = Path(override) if override else self.output_path(previous_stage)
         if not path.exists():
             hint = f"set data.{self.name} in the config" if not override else "check data." + self.name
@@ -76,70 +73,136 @@ class StageContext:
             )
         return path
 
-    def backbone(self, model: str | None = None) -> Any:
-        """The configured backbone adapter, for ``model`` if given (e.g. the trained model).
+    def input_paths(self) -> list[Path]:
+        """Every file or folder this stage reads that exists now (for its fingerprint)."""
+        paths = []
+        if self.name in ("synthesize", "compose"):
+            paths += [path for path, _, _ in self._pair_sources(required=False)]
+        if self.name in self.config.data:
+            paths.append(Path(self.config.data[self.name]))
+            previous = self.stage.inputs[1:]
+        else:
+            previous = self.stage.inputs
+        paths += [self.output_path(s) for s in previous]
+        return [p for p in paths if p.exists()]
 
-        With ``tiny: SIZE`` in the backbone section, a missing checkpoint folder is built first
-        (relative to the config file), so a demo config runs on a fresh machine offline.
-        """
-        selection = self.config.backbone
-        if selection is None:
-            raise StageError(f"stage {self.name!r} needs a 'backbone' section in the config")
-        spec = self.plugins.spec("backbone", selection.type)
-        options = selection.options
-        update: dict[str, Any] = {}
-        if model is not None:
-            update["model"] = str(model)
-        elif getattr(options, "tiny", None):
-            path = Path(options.model)
-            if not path.is_absolute() and self.config.source is not None:
-                path = (self.config.source.parent / path).resolve()
-            if not path.exists():
-                if spec.tiny is None:
-                    raise StageError(f"backbone {selection.type!r} has no tiny builder; set a real model")
-                resolve(spec.tiny)(path, size=options.tiny, seed=self.config.seed)
-            update["model"] = str(path)
-        elif self.config.source is not None and (self.config.source.parent / options.model).exists():
-            update["model"] = str(self.config.source.parent / options.model)
-        if update:
-            options = options.model_copy(update=update)
-        return spec.build(options)
+    # -- components ----------------------------------------------------------------------
+    def component(self, section: str | None = None, kind: str | None = None) -> Any:
+        """Build the component selected in ``section`` (default: this stage's kind's section)."""
+        from .stages import SECTIONS, kind as kind_row
 
-    def component(self, section: str, kind: str | None = None) -> Any:
-        """Build the component selected in ``section`` of the config."""
+        if section is None:
+            kind = kind or self.stage.kind
+            section = kind_row(kind).section
+        kind = kind or SECTIONS[section]
         selection = getattr(self.config, section)
         if selection is None:
             raise StageError(f"stage {self.name!r} needs a {section!r} section in the config")
-        spec = self.plugins.spec(kind or section, selection.type)
+        spec = self.plugins.spec(kind, selection.type)
         return spec.build(selection.options)
 
+    def build_model(self, selection: Any, model: str | None = None) -> Any:
+        """The backbone adapter of a validated selection (the ``backbone`` section or any
+        component's model slot), for ``model`` if given (e.g. the trained model).
 
-StageFunction = Callable[[StageContext], dict]
+        With ``tiny: SIZE``, a missing checkpoint folder is built first, so a demo config runs on
+        a fresh machine offline (paths were resolved when the config was validated).
+        """
+        spec = self.plugins.spec("backbone", selection.type)
+        options = selection.options
+        if model is not None:
+            options = options.model_copy(update={"model": str(model)})
+        elif getattr(options, "tiny", None) and not Path(options.model).exists():
+            if spec.tiny is None:
+                raise StageError(f"backbone {selection.type!r} has no tiny builder; set a real model")
+            resolve(spec.tiny)(Path(options.model), size=options.tiny, seed=self.config.seed)
+        return spec.build(options)
 
+    def backbone(self, model: str | None = None) -> Any:
+        """The configured ``backbone`` section's adapter (see ``build_model``)."""
+        if self.config.backbone is None:
+            raise StageError(f"stage {self.name!r} needs a 'backbone' section in the config")
+        return self.build_model(self.config.backbone, model)
 
-def _not_available(stage: str, issue: str) -> StageFunction:
-    def run(ctx: StageContext) -> dict:
-        raise StageNotAvailable(f"stage {stage!r} is not available yet in adamllm: it arrives with {issue}")
+    # -- domain inputs -------------------------------------------------------------------
+    def _pair_sources(self, required: bool = True) -> list[tuple[Path, str, Any]]:
+        from .pairs import locate
 
-    return run
+        given = self.config.data.get("synthesize")
+        if given:
+            return [(Path(given), "sharegpt", None)]
+        domain = self.config.domain
+        if domain is None:
+            if required:
+                raise StageError(f"stage {self.name!r} needs image-caption pairs: a 'domain' section whose "
+                                 f"domain declares sources, or data.synthesize (a JSON or JSONL pairs file)")
+            return []
+        spec = self.plugins.spec("domain", domain.type)
+        wanted = getattr(domain.options, "source", None)
+        sources = [s for s in spec.sources if wanted in (None, s.name)][:1]
+        if not sources:
+            if not required:
+                return []
+            names = ", ".join(s.name for s in spec.sources) or "none"
+            raise StageError(f"domain {domain.type!r} has no image-caption source {wanted or ''} "
+                             f"(its sources: {names}); set data.synthesize to a pairs file")
+        source = sources[0]
+        if source.location.startswith("hf://") and not required:
+            return []  # not downloaded just to fingerprint; the stage downloads it
+        base = self.config.source.parent if self.config.source else None
+        return [(locate(source.location, base), source.format, source.reader)]
 
+    def pairs(self, stats: Any = None) -> Iterator[Any]:
+        """The domain's image-caption pairs (``data.synthesize``, else the domain's declared source
+        chosen by ``domain.source``), as ``ImageCaptionPair`` records, whatever reader made them."""
+        from .pairs import read_pairs
 
-#: Stage name -> implementation (a function, or "module:function" imported when the stage runs).
-STAGE_FUNCTIONS: dict[str, StageFunction | str] = {
-    "synthesize": _not_available("synthesize", "the task-synthesis stage"),
-    "filter": _not_available("filter", "the consistency-filter stage"),
-    "compose": _not_available("compose", "the mix-composition stage"),
-    "train": "adamllm.training:run_train_stage",
-    "evaluate": "adamllm.evaluate:run_evaluate_stage",
-}
+        limit = getattr(getattr(self.config.domain, "options", None), "limit", None)
+        for path, fmt, reader in self._pair_sources():
+            for _where, pair in read_pairs(path, fmt, reader, limit=limit, stats=stats):
+                yield pair
 
 
 def done_marker(output_dir: Path, stage: str) -> Path:
-    return output_dir / stage / "_done.json"
+    return output_dir / stage / DONE
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _decide(stage: str, done: dict | None, running: dict | None, fingerprint: dict, force: bool,
+            reran: str | None) -> tuple[str, str]:
+    """``(action, why)``: action ``skip``, ``resume`` (run, keep partial work) or ``fresh``."""
+    if force:
+        return "fresh", "--force"
+    if reran:
+        return "fresh", f"stage {reran!r} ran before it"
+    if done is not None:
+        if "fingerprint" not in done:
+            return "fresh", "its result records no fingerprint (made by an older adamllm)"
+        diff = changes(done["fingerprint"], fingerprint)
+        return ("fresh", "; ".join(diff)) if diff else ("skip", "")
+    if running is not None:
+        diff = changes(running, fingerprint)
+        if diff:
+            return "fresh", "an interrupted run of it used other settings: " + "; ".join(diff)
+        return "resume", ""
+    return "resume", ""
 
 
 def run_pipeline(
-    config: RunConfig,
+    config: Any,
     plugins: PluginManager,
     stages: list[str] | None = None,
     *,
@@ -152,21 +215,36 @@ def run_pipeline(
     if unknown:
         raise StageError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    main_process = os.environ.get("RANK", "0") == "0"  # one writer under multi-process launchers
     summaries: dict[str, dict] = {}
-    for stage in (s for s in STAGES if s in wanted):
-        marker = done_marker(config.output_dir, stage)
-        if marker.exists() and not force:
-            echo(f"[{stage}] already done ({marker}); skipping (use --force to rerun)")
-            summaries[stage] = json.loads(marker.read_text())
+    reran: str | None = None
+    for row in (s for s in STAGE_TABLE if s.name in wanted):
+        ctx = StageContext(row.name, config, plugins, echo=echo)
+        folder = config.output_dir / row.name
+        fingerprint = stage_fingerprint(config, row, ctx.input_paths())
+        done, running = _read_json(folder / DONE), _read_json(folder / RUNNING)
+        action, why = _decide(row.name, done, running, fingerprint, force, reran)
+        if action == "skip":
+            echo(f"[{row.name}] already done with the same config and inputs; skipping (--force reruns it)")
+            summaries[row.name] = done
             continue
-        echo(f"[{stage}] running")
+        if done is not None and why != "--force":
+            echo(f"[{row.name}] rerunning from scratch, it changed since it last ran: {why}")
+        elif running is not None and action == "fresh" and why != "--force":
+            echo(f"[{row.name}] starting over: {why}")
+        else:
+            echo(f"[{row.name}] {'resuming' if running is not None and action == 'resume' else 'running'}")
+        ctx.force = action == "fresh"
+        if main_process:
+            (folder / DONE).unlink(missing_ok=True)
+            _write_json(folder / RUNNING, fingerprint)
         started = time.time()
-        ctx = StageContext(stage, config, plugins, force=force)
-        summary = resolve(STAGE_FUNCTIONS[stage])(ctx) or {}
+        summary = resolve(row.run)(ctx) or {}
         summary = {**ctx.summary, **summary, "seconds": round(time.time() - started, 3)}
-        if os.environ.get("RANK", "0") == "0":  # one writer under multi-process launchers
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps(summary, indent=2, default=str))
-        summaries[stage] = summary
-        echo(f"[{stage}] done in {summary['seconds']} s")
+        if main_process:
+            _write_json(folder / DONE, {**summary, "fingerprint": fingerprint})
+            (folder / RUNNING).unlink(missing_ok=True)
+        summaries[row.name] = summary
+        reran = reran or row.name
+        echo(f"[{row.name}] done in {summary['seconds']} s")
     return summaries

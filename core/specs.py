@@ -13,8 +13,7 @@ from typing import Any, Callable, ClassVar
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
-#: Component kinds, in pipeline order; each has one registration hook ``adamllm_<kind>s``.
-KINDS = ("domain", "synthesizer", "filter", "composer", "backbone", "trainer", "benchmark")
+from .stages import KINDS  # noqa: E402,F401 - component kinds, in pipeline order (one hook each)
 
 
 def resolve(target: str | Any) -> Any:
@@ -112,12 +111,20 @@ class BenchmarkSpec(ComponentSpec):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Where a domain's image-caption pairs come from (a file or a hub dataset, and its format)."""
+    """Where a domain's image-caption pairs come from, and how to read them.
+
+    ``location``: a local path, ``"package:relative/path"`` (a file shipped inside a Python package)
+    or ``"hf://datasets/OWNER/NAME/FILE"`` (a hub dataset file). ``format``: ``sharegpt`` (the
+    released layout, read by core) or any name a plugin reads itself with ``reader``: a
+    ``"module:function"`` (or callable) ``reader(path, stats=None) -> Iterable[(where, ImageCaptionPair)]``
+    (``stats``: an ``adamllm.pairs.PairStats`` to count what was read and skipped).
+    """
 
     name: str
     format: str
     location: str
     description: str = ""
+    reader: str | Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Every benchmark reads the public layout (see ``adamllm.domains.layout``): by def
 the public hub copy, or a local folder given as ``source``. The prompt is the record's ``input`` as
 is (plus an optional ``prompt_suffix``); the evaluation runner puts the image placeholder in front
 of it. Generation is greedy with a per-task budget of new tokens (``default_max_new_tokens``:
-adamllm's defaults, METHOD.md does not give the paper's). Scoring is
+adamllm's defaults; the reference code's budgets are in docs/method.md §9). Scoring is
 ``adamllm.domains.scoring`` (``legacy``: as the paper computed its numbers; ``strict``: quirks fixed).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adamllm.benchmark import Sample
 from adamllm.io import DataError
+from adamllm.paths import PathOrHubId
 
 from .layout import is_local, read_layout
 from .scoring import get_scorer
@@ -34,8 +35,8 @@ class LayoutBenchmarkConfig(BaseModel):
     """Options of every built-in benchmark (a ``benchmarks`` entry of a run config)."""
 
     model_config = ConfigDict(extra="forbid")
-    source: Optional[str] = Field(
-        None, description="A local folder (or file) in the public layout, or a hub dataset id; "
+    source: Optional[PathOrHubId] = Field(
+        None, description="A local folder (or file) in the public layout (relative to the config file), or a hub dataset id; "
         "default: the benchmark's config of the public AdaptLLM hub copy.")
     config_name: Optional[str] = Field(None, description="Hub config name (default: the benchmark's own).")
     split: str = Field("test", description="Hub split.")
@@ -58,6 +59,8 @@ class LayoutBenchmark:
     default_max_new_tokens: ClassVar[int] = SHORT_ANSWER
     #: Record fields the scorer reads beside ``prediction`` and ``label``.
     extra_fields: ClassVar[tuple[str, ...]] = ()
+    #: The fields every record of a predictions file needs (``adamllm score``; the benchmark contract).
+    prediction_fields: ClassVar[tuple[str, ...]] = ("prediction", "label")
 
     def __init__(self, config: LayoutBenchmarkConfig | None = None) -> None:
         self.config = config or LayoutBenchmarkConfig()
@@ -116,6 +119,7 @@ class _VQABenchmark(LayoutBenchmark):
     domain = "biomed"
     hub_id = BIOMED_HUB
     extra_fields = ("answer_type",)
+    prediction_fields = ("prediction", "label", "answer_type")
 
     def label(self, value):
         return str(value)
@@ -156,6 +160,7 @@ class PMCVQABenchmark(LayoutBenchmark):
     hub_id = BIOMED_HUB
     hub_config = "PMC-VQA"
     extra_fields = PMC_LETTERS
+    prediction_fields = ("prediction", "label", *PMC_LETTERS)
 
     def label(self, value):
         return str(value).strip()
@@ -222,7 +227,7 @@ DEFAULT_MAX_NEW_TOKENS = {name: cls.default_max_new_tokens for name, cls in BENC
 
 
 class CustomVQAConfig(LayoutBenchmarkConfig):
-    source: str = Field(description="Your VQA set: a local folder (JSONL/parquet + images) or a hub dataset id.")
+    source: PathOrHubId = Field(description="Your VQA set: a local folder (JSONL/parquet + images) or a hub dataset id.")
 
 
 class CustomVQABenchmark(_VQABenchmark):

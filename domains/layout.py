@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from adamllm.io import DataError, PathEscapeError, iter_jsonl, resolve_under
+from adamllm.io import DataError, PathEscapeError, iter_records, resolve_under
 
 #: Fields every record of the public layout has.
 REQUIRED_FIELDS = ("image", "input", "label")
@@ -86,8 +86,8 @@ def _local_rows(path: Path) -> Iterator[tuple[str, Path | None, dict]]:
         raise DataError(f"{path}: no *.jsonl or *.parquet files (nor a datasets save_to_disk folder) in it")
     for file in files:
         if file.suffix == ".jsonl":
-            for line, record in iter_jsonl(file):
-                yield f"{file}:{line}", root, record
+            for where, record in iter_records(file):
+                yield where, root, record
         elif file.suffix == ".parquet":
             yield from _parquet_rows(file, root)
         else:

@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-IGNORE_INDEX = -100
+from adamllm.backbone import IGNORE_INDEX
 
 
 def _image(width: int, height: int, colour: str):
@@ -72,6 +72,16 @@ class BackboneContract:
     def images(spec):
         colour, w, h = spec
         return [_image(w, h, colour)]
+
+    # -- the contract ----------------------------------------------------------------------
+    def test_adapter_has_every_member_of_the_core_backbone_contract(self, adapter):
+        """``adamllm.backbone.Backbone`` is everything the trainer, evaluator and synthesizer call."""
+        from adamllm.backbone import Backbone, Generator
+        from adamllm.contracts import members
+
+        missing = [name for name in sorted(members(Backbone)) if not hasattr(adapter, name)]
+        assert not missing, f"{type(adapter).__name__} lacks {missing} of adamllm.backbone.Backbone"
+        assert isinstance(adapter, Backbone) and isinstance(adapter, Generator)
 
     # -- labels ----------------------------------------------------------------------------
     def _labelled_text(self, adapter, sample):
@@ -141,8 +151,7 @@ class BackboneContract:
         batch (same loss, same gradients), and the attention implementation is put back after."""
         import torch
 
-        from adamllm.backbones.adapter import causal_lm
-        from adamllm.backbones.packing import IMPLEMENTATION, packed_attention
+        from adamllm.backbone import unwrap_model
 
         samples = [adapter.encode(m, self.images(i)) for m, i in FOUR_EXAMPLES]
         samples.append(adapter.encode([{"role": "user", "content": "Say hi."},
@@ -159,7 +168,7 @@ class BackboneContract:
         text_positions = packed["position_ids"].reshape(-1, sum(lengths))[0]
         assert (text_positions == 0).nonzero().flatten().tolist() == starts
 
-        model = causal_lm(adapter.model)
+        model = unwrap_model(adapter.model)
         model.train()
         before = model.config.get_text_config()._attn_implementation
 
@@ -170,8 +179,8 @@ class BackboneContract:
             return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
         padded_loss, padded_grads = loss_and_grads(adapter.collate(samples))
-        with packed_attention(model):
-            assert model.config.get_text_config()._attn_implementation == IMPLEMENTATION
+        with adapter.packed_training(model):
+            assert model.config.get_text_config()._attn_implementation != before
             packed_loss, packed_grads = loss_and_grads(packed)
         assert model.config.get_text_config()._attn_implementation == before
         assert torch.allclose(packed_loss, padded_loss, atol=1e-5), (packed_loss, padded_loss)

@@ -1,8 +1,10 @@
-"""Read a JSONL prediction file, failing early with the file and line of a bad record."""
+"""Read a prediction file (JSONL or a JSON array), failing early with the file and line of a bad record."""
 from __future__ import annotations
 
-import json
 import os
+from pathlib import Path
+
+from adamllm.io import DataError, iter_records
 
 from .scorer import PMC_LETTERS, VQA_BENCHMARKS, canonical_benchmark
 
@@ -18,29 +20,30 @@ def required_fields(benchmark: str) -> tuple[str, ...]:
 
 def read_prediction_file(path: str | os.PathLike, benchmark: str,
                          fields: tuple[str, ...] | None = None) -> list[dict]:
-    """One JSON object per line (blank lines skipped); raises ValueError naming `path:line`.
+    """The records of ``path`` (``adamllm.io.iter_records``: one JSON object per line, blank lines
+    skipped, or a JSON array); raises ValueError naming `path, line N`.
 
     ``fields``: the fields every record needs (default: what `benchmark`'s scorer reads; give
     them for a benchmark these scorers do not know, e.g. a plugin's).
     """
     fields = fields or required_fields(benchmark)
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{os.fspath(path)}, line {line_no}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: invalid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    try:
+        for where, record in iter_records(path):
             missing = [field for field in fields if field not in record]
             if missing:
-                raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+                raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
             kind = record.get("answer_type")
             if "answer_type" in fields and str(kind).upper() not in ("OPEN", "CLOSED"):
-                raise ValueError(f"{where}: answer_type must be OPEN or CLOSED, got {kind!r}")
+                raise DataError(f"{where}: answer_type must be OPEN or CLOSED, got {kind!r}")
             records.append(record)
+    except DataError as error:
+        raise DataError(_line_form(path, str(error))) from None
     return records
+
+
+def _line_form(path: str | os.PathLike, message: str) -> str:
+    """``adamllm.io``'s "FILE:N: ..." as this reader has always written it: "FILE, line N: ..."."""
+    prefix = f"{Path(path)}:"
+    number, sep, rest = message[len(prefix):].partition(":") if message.startswith(prefix) else ("", "", "")
+    return f"{os.fspath(path)}, line {number}:{rest}" if sep and number.isdigit() else message

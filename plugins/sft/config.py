@@ -1,6 +1,6 @@
 """Options of the ``sft`` trainer (the ``trainer`` section of a run config).
 
-Defaults follow the paper's Qwen2-VL setting where one exists (METHOD.md §5); the presets in
+Defaults follow the paper's Qwen2-VL setting where one exists (docs/method.md §7); the presets in
 ``examples/presets/`` reproduce each backbone's paper setting.
 """
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adamllm.paths import LocalPath
 
 Group = Literal["vision", "projector", "language"]
 
@@ -51,7 +53,8 @@ class SFTConfig(BaseModel):
     group_by_length: Optional[bool] = Field(
         None, description="Batch samples of similar length (little padding); default: on for padded batches, "
                           "off when packing (a packed row has no padding to save).")
-    image_root: Optional[str] = Field(None, description="Images resolve here; default: the data file's folder.")
+    image_root: Optional[LocalPath] = Field(
+        None, description="Images resolve here (relative to the config file); default: the data file's folder.")
     limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
     save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(2, ge=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adamllm.backbones.adapter import IGNORE_INDEX, causal_lm
+from adamllm.backbone import IGNORE_INDEX, unwrap_model
 
 
 class LabelledLM(nn.Module):
@@ -25,7 +25,7 @@ class LabelledLM(nn.Module):
         if not self.head_on_labels_only:
             out = self.model(**inputs, labels=labels)
             return out.loss, int((labels[:, 1:] != IGNORE_INDEX).sum())
-        inner = causal_lm(self.model)
+        inner = unwrap_model(self.model)
         hidden = inner.model(**inputs).last_hidden_state  # (batch, length, hidden)
         targets = labels[:, 1:]
         keep = targets != IGNORE_INDEX  # position t predicts token t+1

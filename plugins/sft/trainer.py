@@ -1,12 +1,18 @@
 """The ``sft`` trainer: post-train a backbone on a mix of conversations, with accelerate.
 
-Read top to bottom, ``SFTTrainer.train`` is the whole recipe: encode every record once (too-long
-and bad records dropped and counted), prepare the model (freeze, LoRA, checkpointing), then for
-each stage (one, or captions then tasks with ``two_stage``) build the optimizer and schedule and
-loop over batches (packed into one row without padding where the backbone family allows it, else
-padded and grouped by length), checkpointing every ``save_every`` steps; finally save a
-complete model directory, a summary and a loss curve. One process on CPU; DDP/FSDP/DeepSpeed
-through the user's accelerate config on GPUs.
+``SFTTrainer.train`` is the recipe, in three steps that read top to bottom:
+
+* ``setup``: build the accelerator, seed, encode every record once (too-long and bad records
+  dropped and counted), split the samples into stages (one, or captions then tasks with
+  ``two_stage``), choose the batching (packed into one row without padding where the backbone
+  family allows it, else padded and grouped by length), prepare the model (freeze, LoRA,
+  checkpointing) and find the checkpoint to resume from; returns a ``Run``;
+* ``train_loop``: for each stage, ``_train_stage`` builds its optimizer and schedule and loops
+  over its epochs of batches, checkpointing every ``save_every`` steps;
+* ``save``: finish the summary and write a complete model directory, the summary, the loss log
+  and a loss curve.
+
+One process on CPU; DDP/FSDP/DeepSpeed through the user's accelerate config on GPUs.
 """
 from __future__ import annotations
 
@@ -16,18 +22,20 @@ import json
 import math
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from adamllm.backbones.packing import packed_attention
+from adamllm.backbone import unwrap_model
 
 from .batching import epoch_batches, padding_fraction, real_tokens, shard
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
 from .config import SFTConfig
 from .data import load_records
-from .loss import LabelledLM, causal_lm
+from .loss import LabelledLM
+from .plots import plot_loss_curve
 
 
 class TrainerError(RuntimeError):
@@ -42,19 +50,44 @@ def check_qlora_available() -> None:
         raise TrainerError("mode 'qlora' needs bitsandbytes: pip install bitsandbytes")
 
 
+@dataclass
+class Run:
+    """One training run: what ``setup`` builds, then what the training loop advances."""
+
+    accelerator: Any
+    seed: int
+    samples: list[dict]             # every trainable record, encoded once
+    lengths: list[int]              # tokens of each sample
+    stage_indices: list[list[int]]  # the samples of each stage
+    packed: bool                    # one row per batch without padding (else padded batches)
+    group_by_length: bool
+    collate: Callable[[list[dict]], dict]
+    model: Any                      # the prepared model (frozen, LoRA, checkpointing)
+    wrapped: LabelledLM             # the model with its loss: what accelerate prepares
+    checkpoints: Path
+    resume_from: Path | None        # loaded into its own stage's optimizer and schedule, then None
+    resume_stage: int               # the stages before it are skipped
+    summary: dict[str, Any]
+    # advanced by the training loop
+    state: TrainState = field(default_factory=TrainState)
+    prepared: Any = None            # ``wrapped`` as accelerate prepared it for the current stage
+    tokens: int = 0                 # real (non-padding) tokens trained on by this invocation
+    steps_this_run: int = 0
+    trained_batches: list[list[int]] = field(default_factory=list)  # for the padding fraction
+    loop_started: float = 0.0
+
+
 class SFTTrainer:
     def __init__(self, config: SFTConfig | None = None) -> None:
         self.config = config or SFTConfig()
 
     # -- the train stage of `adamllm run` ------------------------------------------------
     def run(self, ctx) -> dict:
-        records, root = load_records(ctx.input_path("compose"), limit=self.config.limit)
-        image_root = Path(self.config.image_root) if self.config.image_root else root
-        if image_root is not None and not image_root.is_absolute() and ctx.config.source is not None:
-            image_root = ctx.config.source.parent / image_root
+        records, root = load_records(ctx.input_path(), limit=self.config.limit)
+        image_root = Path(self.config.image_root) if self.config.image_root else root  # resolved by the config
         return self.train(ctx.backbone(), records, ctx.stage_dir, image_root=image_root,
                           seed=self.config.seed if self.config.seed is not None else ctx.config.seed,
-                          resume=not getattr(ctx, "force", False), backbone=ctx.config.backbone.type)
+                          resume=not ctx.force, backbone=ctx.config.backbone.type)
 
     # -- the recipe ------------------------------------------------------------------------
     def train(self, adapter, records: Sequence[dict], out_dir: str | Path, *, image_root=None, seed: int = 0,
@@ -64,11 +97,19 @@ class SFTTrainer:
         ``stop_after_steps`` ends the run early, as a crash would, after that many optimizer steps
         of this invocation (to test resuming); the checkpoint written there is what a resume uses.
         """
+        out = Path(out_dir)
+        run = self.setup(adapter, records, out, image_root=image_root, seed=seed, resume=resume)
+        stopped_early = self.train_loop(adapter, run, stop_after_steps)
+        return self.save(adapter, run, out, backbone, completed=not stopped_early)
+
+    def setup(self, adapter, records: Sequence[dict], out: Path, *, image_root=None, seed: int = 0,
+              resume: bool = True) -> Run:
+        """Everything before the first batch, in this order: accelerator, seed, the records encoded
+        once, the stages and the batching, the prepared model, the checkpoint to resume from."""
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
         cfg = self.config
-        out = Path(out_dir)
         if cfg.mode == "qlora":
             check_qlora_available()
             self._load_quantized(adapter)
@@ -86,8 +127,7 @@ class SFTTrainer:
             raise TrainerError(f"no trainable sample among {len(records)} records (dropped: {dict(encoded.dropped)}; "
                                f"{'; '.join(encoded.problems[:3])})")
         encode_seconds = time.time() - started
-        samples = encoded.samples
-        lengths = [int(s["input_ids"].shape[0]) for s in samples]
+        lengths = [int(s["input_ids"].shape[0]) for s in encoded.samples]
         stage_indices = self._stages([records[i] for i in encoded.indices])
         # packed rows when the family allows it (no padding at all), else length-grouped padded batches
         packed = cfg.packing and adapter.supports_packing
@@ -99,100 +139,113 @@ class SFTTrainer:
         if cfg.trackers:
             accelerator.init_trackers("adamllm", config=json.loads(cfg.model_dump_json()))
 
-        state = TrainState()
         resume_from = latest_checkpoint(checkpoints) if resume else None
-        summary: dict[str, Any] = {"records": len(records), "samples": len(samples),
+        summary: dict[str, Any] = {"records": len(records), "samples": len(encoded.samples),
                                    "dropped": dict(encoded.dropped), "drop_examples": encoded.problems[:5],
                                    "encode_seconds": round(encode_seconds, 3), "resumed_from": None}
-        tokens = 0
-        loop_started = time.time()
-        steps_this_run = 0
-        stopped_early = False
-        trained_batches: list[list[int]] = []  # this run's batches, for the padding fraction
-        # a checkpoint belongs to one stage: skip the stages before it, load it into that stage's
-        # own optimizer and schedule
+        # a checkpoint belongs to one stage: the stages before it are skipped
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0
+        return Run(accelerator=accelerator, seed=seed, samples=encoded.samples, lengths=lengths,
+                   stage_indices=stage_indices, packed=packed, group_by_length=group_by_length, collate=collate,
+                   model=model, wrapped=wrapped, checkpoints=checkpoints, resume_from=resume_from,
+                   resume_stage=resume_stage, summary=summary)
+
+    def train_loop(self, adapter, run: Run, stop_after_steps: int | None = None) -> bool:
+        """Train the stages in order, from the one being resumed; True when ``stop_after_steps``
+        stopped the run early."""
+        run.loop_started = time.time()
+        base = unwrap_model(run.model)
         # packed-row attention and the family's faster kernels, only while training: the model's
         # config and modules are as loaded again afterwards (for saving and generation)
-        with packed_attention(causal_lm(model)) if packed else contextlib.nullcontext(), \
-                adapter.training_kernels(causal_lm(model)):
-            for stage_index, indices in enumerate(stage_indices):
-                if stage_index < resume_stage:
-                    continue
-                stage_lengths = [lengths[i] for i in indices]
-                per_epoch = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index, epoch=0,
-                                                group_by_length=group_by_length),
-                                  accelerator.process_index, accelerator.num_processes)
-                steps_per_epoch = math.ceil(len(per_epoch) / cfg.gradient_accumulation_steps)
-                total_steps = cfg.max_steps or math.ceil(steps_per_epoch * cfg.num_epochs)
-                optimizer = self._optimizer(adapter, model)
-                scheduler = self._scheduler(optimizer, total_steps)
-                prepared, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
-                if resume_from is not None:
-                    state = load_checkpoint(resume_from, accelerator.unwrap_model(prepared).model, optimizer, scheduler)
-                    summary["resumed_from"] = str(resume_from)
-                    resume_from = None
-                progress = _progress(total_steps, state.step, accelerator.is_main_process, stage_index,
-                                     len(stage_indices))
-                prepared.train()
-                while state.step < total_steps and not stopped_early:
-                    batches = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=seed + 1000 * stage_index,
-                                                  epoch=state.epoch, group_by_length=group_by_length),
-                                    accelerator.process_index, accelerator.num_processes)
-                    groups = [batches[i:i + cfg.gradient_accumulation_steps]
-                              for i in range(0, len(batches), cfg.gradient_accumulation_steps)]
-                    for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
-                        group = groups[group_index]
-                        trained_batches += [[indices[i] for i in b] for b in group]
-                        micro_batches = (collate([samples[indices[i]] for i in ids]) for ids in group)
-                        loss_value, group_tokens = self._optimizer_step(accelerator, prepared, optimizer, scheduler,
-                                                                        micro_batches, len(group))
-                        tokens += group_tokens
-                        state.step += 1
-                        steps_this_run += 1
-                        state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
-                        lr = scheduler.get_last_lr()[0]
-                        state.losses.append([state.step, loss_value, lr])
-                        if cfg.trackers:
-                            accelerator.log({"loss": loss_value, "lr": lr}, step=state.step)
-                        elapsed = max(time.time() - loop_started, 1e-9)
-                        progress.update(1)
-                        progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / elapsed:.0f}")
-                        done = state.step >= total_steps
-                        stop = stop_after_steps is not None and steps_this_run >= stop_after_steps
-                        if (cfg.save_every and state.step % cfg.save_every == 0) or stop:
-                            self._checkpoint(accelerator, prepared, optimizer, scheduler, state, checkpoints)
-                        if done or stop:
-                            stopped_early = stop and not done
-                            break
-                    if state.step >= total_steps or stopped_early:
-                        break
-                    state.epoch += 1
-                    state.batch_in_epoch = 0
-                progress.close()
-                if stopped_early:
-                    break
-                if stage_index + 1 < len(stage_indices):  # the next stage starts a fresh schedule
-                    state = TrainState(stage=stage_index + 1, losses=state.losses)
+        with adapter.packed_training(base) if run.packed else contextlib.nullcontext(), \
+                adapter.training_kernels(base):
+            for stage_index in range(run.resume_stage, len(run.stage_indices)):
+                if self._train_stage(adapter, run, stage_index, stop_after_steps):
+                    return True
+                if stage_index + 1 < len(run.stage_indices):  # the next stage starts a fresh schedule
+                    run.state = TrainState(stage=stage_index + 1, losses=run.state.losses)
+        return False
 
-        seconds = time.time() - loop_started
-        summary.update({
-            "steps": state.step, "stages": len(stage_indices), "epochs_started": state.epoch + 1,
+    def _train_stage(self, adapter, run: Run, stage_index: int, stop_after_steps: int | None) -> bool:
+        """One stage: its own optimizer and schedule (the checkpoint loaded into them when it is
+        this stage's), then its epochs of batches until the schedule's last step. True when
+        ``stop_after_steps`` stopped it early."""
+        cfg, accelerator = self.config, run.accelerator
+        indices = run.stage_indices[stage_index]
+        stage_lengths = [run.lengths[i] for i in indices]
+
+        def epoch_groups(epoch: int) -> list[list[list[int]]]:
+            """This process's batches of one epoch (positions in ``indices``), in accumulation groups."""
+            batches = shard(epoch_batches(stage_lengths, cfg.batch_size, seed=run.seed + 1000 * stage_index,
+                                          epoch=epoch, group_by_length=run.group_by_length),
+                            accelerator.process_index, accelerator.num_processes)
+            return [batches[i:i + cfg.gradient_accumulation_steps]
+                    for i in range(0, len(batches), cfg.gradient_accumulation_steps)]
+
+        total_steps = cfg.max_steps or math.ceil(len(epoch_groups(0)) * cfg.num_epochs)
+        optimizer = self._optimizer(adapter, run.model)
+        scheduler = self._scheduler(optimizer, total_steps)
+        prepared, optimizer, scheduler = accelerator.prepare(run.wrapped, optimizer, scheduler)
+        run.prepared = prepared
+        if run.resume_from is not None:
+            run.state = load_checkpoint(run.resume_from, accelerator.unwrap_model(prepared).model, optimizer,
+                                        scheduler)
+            run.summary["resumed_from"] = str(run.resume_from)
+            run.resume_from = None
+        state = run.state
+        progress = _progress(total_steps, state.step, accelerator.is_main_process, stage_index,
+                             len(run.stage_indices))
+        prepared.train()
+        stopped_early = False
+        while state.step < total_steps and not stopped_early:
+            groups = epoch_groups(state.epoch)
+            for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
+                group = groups[group_index]
+                run.trained_batches += [[indices[i] for i in b] for b in group]
+                micro_batches = (run.collate([run.samples[indices[i]] for i in ids]) for ids in group)
+                loss_value, group_tokens = self._optimizer_step(accelerator, prepared, optimizer, scheduler,
+                                                                micro_batches, len(group))
+                run.tokens += group_tokens
+                state.step += 1
+                run.steps_this_run += 1
+                state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
+                self._log_step(run, progress, loss_value, scheduler.get_last_lr()[0])
+                done = state.step >= total_steps
+                stop = stop_after_steps is not None and run.steps_this_run >= stop_after_steps
+                if (cfg.save_every and state.step % cfg.save_every == 0) or stop:
+                    self._checkpoint(accelerator, prepared, optimizer, scheduler, state, run.checkpoints)
+                if done or stop:
+                    stopped_early = stop and not done
+                    break
+            if state.step < total_steps and not stopped_early:  # the epoch is over: the next one
+                state.epoch += 1
+                state.batch_in_epoch = 0
+        progress.close()
+        return stopped_early
+
+    def save(self, adapter, run: Run, out: Path, backbone: str, completed: bool) -> dict:
+        """Finish the summary, then (main process) write the model directory, run info, summary,
+        loss log and loss curve. Returns the summary."""
+        cfg, accelerator, state = self.config, run.accelerator, run.state
+        seconds = time.time() - run.loop_started
+        run.summary.update({
+            "steps": state.step, "stages": len(run.stage_indices), "epochs_started": state.epoch + 1,
             "first_loss": state.losses[0][1] if state.losses else None,
             "final_loss": state.losses[-1][1] if state.losses else None,
-            "packing": packed, "group_by_length": group_by_length,
-            "padding_fraction": (0.0 if packed else round(padding_fraction(lengths, trained_batches), 4))
-            if trained_batches else None,
-            "train_seconds": round(seconds, 3), "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
-            "processes": accelerator.num_processes, "completed": not stopped_early,
+            "packing": run.packed, "group_by_length": run.group_by_length,
+            "padding_fraction": (0.0 if run.packed else round(padding_fraction(run.lengths, run.trained_batches), 4))
+            if run.trained_batches else None,
+            "train_seconds": round(seconds, 3), "tokens_per_second": round(run.tokens / max(seconds, 1e-9), 1),
+            "processes": accelerator.num_processes, "completed": completed,
         })
         accelerator.wait_for_everyone()
         if cfg.trackers:
             accelerator.end_training()
         if accelerator.is_main_process:
-            self._write_outputs(adapter, accelerator.unwrap_model(prepared).model, out, state, summary, backbone)
+            self._write_outputs(adapter, accelerator.unwrap_model(run.prepared).model, out, state, run.summary,
+                                backbone)
         accelerator.wait_for_everyone()
-        return summary
+        return run.summary
 
     # -- pieces ----------------------------------------------------------------------------
     def _stages(self, records: Sequence[dict]) -> list[list[int]]:
@@ -280,6 +333,15 @@ class SFTTrainer:
         optimizer.zero_grad(set_to_none=True)
         return loss_value, tokens
 
+    def _log_step(self, run: Run, progress, loss_value: float, lr: float) -> None:
+        """Record one optimizer step's loss and learning rate (state, trackers, progress bar)."""
+        run.state.losses.append([run.state.step, loss_value, lr])
+        if self.config.trackers:
+            run.accelerator.log({"loss": loss_value, "lr": lr}, step=run.state.step)
+        elapsed = max(time.time() - run.loop_started, 1e-9)
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", tok_s=f"{run.tokens / elapsed:.0f}")
+
     def _scheduler(self, optimizer, total_steps: int):
         from transformers import get_scheduler
 
@@ -314,25 +376,6 @@ class SFTTrainer:
             for step, loss, lr in state.losses:
                 handle.write(json.dumps({"step": step, "loss": loss, "lr": lr}) + "\n")
         plot_loss_curve(state.losses, out / "loss_curve.png")
-
-
-def plot_loss_curve(losses: list[list[float]], path: Path) -> None:
-    if not losses:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot([s for s, _, _ in losses], [loss for _, loss, _ in losses], linewidth=1.2)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax.set_title("adamllm sft: training loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def _progress(total: int, done: int, enabled: bool, stage: int, stages: int):

@@ -67,7 +67,9 @@ def test_valid_config_validates_each_section_with_its_model(pm, tmp_path):
         ("seed: x", "seed", "valid integer"),
         ("stages: [cook]", "stages.0", "Input should be"),
         ("trainers: {type: x}", "trainers", "Extra inputs"),
-        ("domain: {type: toydomain, extra: 1}", "domain.extra", "takes no options"),
+        ("domain: {type: toydomain, extra: 1}", "domain.extra", "Extra inputs are not permitted"),
+        ("domain: {type: toydomain, limit: 0}", "domain.limit", "greater than or equal to 1"),
+        ("data: {trian: mix.jsonl}", "data.trian", "Input should be"),
     ],
 )
 def test_invalid_config_names_section_and_field(pm, yaml_text, location, message):

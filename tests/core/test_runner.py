@@ -1,65 +1,153 @@
-"""The stage runner: order, skip-when-done, force, inputs from earlier stages or the config."""
+"""The stage runner: order, inputs from earlier stages or the config, fingerprints decide reruns."""
 import json
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
-from adamllm import runner
+from adamllm import hookimpl
 from adamllm.config import validate_config
-from adamllm.io import read_jsonl, write_jsonl
-from adamllm.runner import StageError, StageNotAvailable, run_pipeline
+from adamllm.io import read_records, write_jsonl
+from adamllm.records import TaskTriplet, Verdict
+from adamllm.runner import StageError, run_pipeline
+from adamllm.specs import FilterSpec, SynthesizerSpec
+from adamllm.testing.data import write_pairs
+
+CALLS: list[tuple[str, bool]] = []
 
 
-def test_unimplemented_stage_says_not_available(plugin_manager, tmp_path):
-    cfg = validate_config({"output_dir": str(tmp_path), "stages": ["compose"]}, plugin_manager)
-    with pytest.raises(StageNotAvailable, match="'compose' is not available yet"):
-        run_pipeline(cfg, plugin_manager, echo=lambda _: None)
+class SynthOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = "What is it?"
 
 
-def test_stages_exchange_files_skip_when_done_and_rerun_with_force(plugin_manager, tmp_path, monkeypatch):
-    calls = []
+class Synth:
+    def __init__(self, config):
+        self.config = config
 
-    def synthesize(ctx):
-        calls.append("synthesize")
-        n = write_jsonl(ctx.output_path(), [{"id": "1", "image": "a.png", "instruction": "q", "precise": "p",
-                                             "informative": "i"}])
-        return {"triplets": n}
-
-    def filter_stage(ctx):
-        calls.append("filter")
-        triplets = read_jsonl(ctx.input_path("synthesize"))
-        return {"verdicts": write_jsonl(ctx.output_path(), [{"id": t["id"], "verdict": "yes"} for t in triplets])}
-
-    monkeypatch.setitem(runner.STAGE_FUNCTIONS, "synthesize", synthesize)
-    monkeypatch.setitem(runner.STAGE_FUNCTIONS, "filter", filter_stage)
-    cfg = validate_config({"output_dir": str(tmp_path), "stages": ["filter", "synthesize"]}, plugin_manager)
-    summaries = run_pipeline(cfg, plugin_manager, echo=lambda _: None)
-    assert calls == ["synthesize", "filter"]  # pipeline order, not config order
-    assert summaries["filter"]["verdicts"] == 1
-    assert json.loads((tmp_path / "filter" / "_done.json").read_text())["verdicts"] == 1
-    run_pipeline(cfg, plugin_manager, echo=lambda _: None)
-    assert calls == ["synthesize", "filter"]  # finished stages are skipped
-    run_pipeline(cfg, plugin_manager, ["filter"], force=True, echo=lambda _: None)
-    assert calls == ["synthesize", "filter", "filter"]
+    def synthesize(self, pairs, ctx):
+        CALLS.append(("synthesize", ctx.force))
+        return [TaskTriplet(id=p.id, image=p.image, instruction=self.config.question, precise="x",
+                            informative=p.caption) for p in pairs]
 
 
-def test_stage_input_missing_or_from_config(plugin_manager, tmp_path, monkeypatch):
-    seen = []
-    monkeypatch.setitem(runner.STAGE_FUNCTIONS, "filter", lambda ctx: seen.append(ctx.input_path("synthesize")) or {})
-    cfg = validate_config({"output_dir": str(tmp_path / "o"), "stages": ["filter"]}, plugin_manager)
+class Judge:
+    def judge(self, triplets, ctx):
+        CALLS.append(("filter", ctx.force))
+        return [Verdict(id=t.id, verdict="yes") for t in triplets]
+
+
+class Components:
+    @hookimpl
+    def adamllm_synthesizers(self):
+        return [SynthesizerSpec(name="s", factory=Synth, config=SynthOptions)]
+
+    @hookimpl
+    def adamllm_filters(self):
+        return [FilterSpec(name="f", factory=Judge)]
+
+
+@pytest.fixture
+def pm(plugin_manager, register_plugin):
+    CALLS.clear()
+    register_plugin(Components(), "components")
+    return plugin_manager
+
+
+def config(pm, tmp_path, **extra):
+    pairs = tmp_path / "pairs" / "image_caption_pairs.json"
+    if not pairs.exists():
+        write_pairs(tmp_path / "pairs", n=3)
+    data = {"output_dir": str(tmp_path / "out"), "stages": ["filter", "synthesize"],
+            "data": {"synthesize": str(pairs)}, "synthesizer": {"type": "s"}, "filter": {"type": "f"}, **extra}
+    return validate_config(data, pm)
+
+
+def quiet(_):
+    pass
+
+
+def test_stages_run_in_pipeline_order_and_exchange_files(pm, tmp_path):
+    summaries = run_pipeline(config(pm, tmp_path), pm, echo=quiet)
+    assert [c for c, _ in CALLS] == ["synthesize", "filter"]  # pipeline order, not config order
+    assert summaries["filter"]["verdicts"] == {"yes": 3}
+    done = json.loads((tmp_path / "out" / "filter" / "_done.json").read_text())
+    assert done["triplets"] == 3 and "fingerprint" in done
+    assert not (tmp_path / "out" / "filter" / "_running.json").exists()
+    triplets = read_records(tmp_path / "out" / "synthesize" / "triplets.jsonl", TaskTriplet)
+    assert [v.id for v in read_records(tmp_path / "out" / "filter" / "verdicts.jsonl", Verdict)] == [t.id for t in triplets]
+
+
+def test_unchanged_skip_changed_rerun_with_the_fields_named(pm, tmp_path):
+    run_pipeline(config(pm, tmp_path), pm, echo=quiet)
+    CALLS.clear()
+    said = []
+    run_pipeline(config(pm, tmp_path), pm, echo=said.append)
+    assert CALLS == [] and sum("already done" in s for s in said) == 2
+    said.clear()
+    run_pipeline(config(pm, tmp_path, synthesizer={"type": "s", "question": "Which colour?"}), pm, echo=said.append)
+    assert CALLS == [("synthesize", True), ("filter", True)]  # from scratch, and every later stage too
+    assert any("synthesizer.question: What is it? -> Which colour?" in s for s in said), said
+    assert any("[filter] rerunning from scratch" in s and "stage 'synthesize' ran before it" in s for s in said)
+    triplets = read_records(tmp_path / "out" / "synthesize" / "triplets.jsonl", TaskTriplet)
+    assert len(triplets) == 3 and {t.instruction for t in triplets} == {"Which colour?"}  # no stale line kept
+
+
+def test_changed_input_file_reruns(pm, tmp_path):
+    run_pipeline(config(pm, tmp_path), pm, echo=quiet)
+    pairs = tmp_path / "pairs" / "image_caption_pairs.json"
+    records = json.loads(pairs.read_text())[:2]
+    pairs.write_text(json.dumps(records, indent=2))
+    CALLS.clear()
+    said = []
+    run_pipeline(config(pm, tmp_path), pm, echo=said.append)
+    assert [c for c, _ in CALLS] == ["synthesize", "filter"]
+    assert any(f"input {pairs} changed" in s for s in said), said
+    assert len(read_records(tmp_path / "out" / "filter" / "verdicts.jsonl")) == 2
+
+
+def test_interrupted_stage_resumes_if_unchanged_else_starts_over(pm, tmp_path):
+    cfg = config(pm, tmp_path, stages=["synthesize"])
+    run_pipeline(cfg, pm, echo=quiet)
+    folder = tmp_path / "out" / "synthesize"
+    fingerprint = json.loads((folder / "_done.json").read_text())["fingerprint"]
+    (folder / "_done.json").unlink()  # as if killed before it finished
+    (folder / "_running.json").write_text(json.dumps(fingerprint))
+    CALLS.clear()
+    said = []
+    run_pipeline(cfg, pm, echo=said.append)
+    assert "[synthesize] resuming" in said and CALLS == []  # every pair was already done: nothing redone
+    (folder / "_done.json").unlink()
+    stale = {**fingerprint, "config": {**fingerprint["config"], "synthesizer.question": "old"}}
+    (folder / "_running.json").write_text(json.dumps(stale))
+    said.clear()
+    run_pipeline(cfg, pm, echo=said.append)
+    assert CALLS == [("synthesize", True)]
+    assert any("starting over" in s and "synthesizer.question: old -> What is it?" in s for s in said), said
+
+
+def test_force_reruns_finished_stages(pm, tmp_path):
+    cfg = config(pm, tmp_path)
+    run_pipeline(cfg, pm, echo=quiet)
+    CALLS.clear()
+    run_pipeline(cfg, pm, ["filter"], force=True, echo=quiet)
+    assert CALLS == [("filter", True)]
+
+
+def test_stage_input_missing_or_from_config(pm, tmp_path):
+    cfg = config(pm, tmp_path, stages=["filter"])
     with pytest.raises(StageError, match="run stage 'synthesize' first or set data.filter"):
-        run_pipeline(cfg, plugin_manager, echo=lambda _: None)
+        run_pipeline(cfg, pm, echo=quiet)
     given = tmp_path / "mine.jsonl"
-    given.write_text("")
-    cfg = validate_config({"output_dir": str(tmp_path / "o"), "stages": ["filter"], "data": {"filter": str(given)}},
-                          plugin_manager)
-    run_pipeline(cfg, plugin_manager, echo=lambda _: None)
-    assert seen == [given]
+    write_jsonl(given, [TaskTriplet(id="a", image="a.png", instruction="q", precise="p", informative="i")])
+    cfg = config(pm, tmp_path, stages=["filter"], data={"filter": str(given)})
+    run_pipeline(cfg, pm, echo=quiet)
+    assert [v.id for v in read_records(tmp_path / "out" / "filter" / "verdicts.jsonl", Verdict)] == ["a"]
 
 
-def test_unknown_stage_and_missing_section(plugin_manager, tmp_path, monkeypatch):
-    cfg = validate_config({"output_dir": str(tmp_path)}, plugin_manager)
+def test_unknown_stage_and_missing_section(pm, tmp_path):
+    cfg = validate_config({"output_dir": str(tmp_path)}, pm)
     with pytest.raises(StageError, match="unknown stage"):
-        run_pipeline(cfg, plugin_manager, ["bake"], echo=lambda _: None)
-    monkeypatch.setitem(runner.STAGE_FUNCTIONS, "train", lambda ctx: ctx.component("trainer"))
-    with pytest.raises(StageError, match="needs a 'trainer' section"):
-        run_pipeline(cfg, plugin_manager, ["train"], echo=lambda _: None)
+        run_pipeline(cfg, pm, ["bake"], echo=quiet)
+    for stage, section in (("train", "trainer"), ("compose", "composer"), ("synthesize", "synthesizer")):
+        with pytest.raises(StageError, match=f"needs a '{section}' section"):
+            run_pipeline(cfg, pm, [stage], echo=quiet)

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from adamllm.config import Section, _validate_section
-from adamllm.domains.sources import SourceStats, read_caption_source
+from adamllm.config import Section, validate_section
+from adamllm.pairs import PairStats, pair_id, read_pairs
 from adamllm.io import DataError
 
 DOMAINS = {
@@ -39,7 +39,7 @@ def test_domain_defaults_are_valid_benchmark_sections(builtin_plugin_manager):
         sections = spec.defaults["benchmarks"]
         assert [s["type"] for s in sections] == benchmarks
         for i, raw in enumerate(sections):
-            component, problems = _validate_section(builtin_plugin_manager, "benchmark", Section(**raw), (i,))
+            component, problems = validate_section(builtin_plugin_manager, "benchmark", Section(**raw), (i,))
             assert not problems and component.options.scorer == "legacy"
         for name in benchmarks:
             assert builtin_plugin_manager.spec("benchmark", name).domain == domain
@@ -57,10 +57,12 @@ def test_sharegpt_pairs(tmp_path):
     ]
     path = tmp_path / "image_caption_pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    stats = SourceStats()
-    [pair] = read_caption_source(path, "sharegpt", stats=stats)
-    assert (pair.id, pair.image, pair.instruction, pair.caption) == ("0", "imgs/a.jpg", "Describe the figure.",
-                                                                     "A CT scan of the chest.")
+    stats = PairStats()
+    [(where, pair)] = read_pairs(path, "sharegpt", stats=stats)
+    # a stable id from the pair itself, not its row; the image absolute and confined to the file's folder
+    assert (where, pair.id, pair.image, pair.instruction, pair.caption) == (
+        f"{path}:1", pair_id("imgs/a.jpg", "A CT scan of the chest."), str(tmp_path / "imgs" / "a.jpg"),
+        "Describe the figure.", "A CT scan of the chest.")
     assert stats.read == 1 and stats.skipped == {"not_one_image": 1, "no_caption": 1}
 
 
@@ -70,8 +72,8 @@ def test_pubmedvision_records_in_a_json_list(tmp_path):
                                   {"from": "gpt", "value": "An MRI of the knee."}]}]
     path = tmp_path / "PubMedVision_Alignment_VQA.json"
     path.write_text(json.dumps(records))
-    [pair] = read_caption_source(path, "pubmedvision")
-    assert (pair.id, pair.image, pair.instruction, pair.caption) == ("pmc1", "images/pmc1.jpg",
+    [(_, pair)] = read_pairs(path, "pubmedvision")
+    assert (pair.id, pair.image, pair.instruction, pair.caption) == ("pmc1", str(tmp_path / "images" / "pmc1.jpg"),
                                                                      "What does the image show?", "An MRI of the knee.")
 
 
@@ -80,9 +82,9 @@ def test_recipe_records_become_recipe_captions(tmp_path):
               "ingredients": [{"text": "flour"}, {"text": "milk"}], "instructions": ["Mix.", {"text": "Fry."}]}
     path = tmp_path / "recipes.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    [pair] = read_caption_source(path, "recipe1m")
+    [(_, pair)] = read_pairs(path, "recipe1m", "adamllm.domains.sources:read_recipe_pairs")
     assert pair.caption == "Pancakes\nIngredients:\n- flour\n- milk\nInstructions:\n1. Mix.\n2. Fry."
-    assert pair.image == "r/1.jpg" and pair.instruction
+    assert pair.image == str(tmp_path / "r" / "1.jpg") and pair.id == "r1" and pair.instruction
 
 
 def test_caption_source_errors(tmp_path):
@@ -90,9 +92,9 @@ def test_caption_source_errors(tmp_path):
     path.write_text(json.dumps({"images": ["../../etc/x.jpg"], "messages": [{"role": "user", "content": "a"},
                                                                             {"role": "assistant", "content": "b"}]}) + "\n")
     with pytest.raises(DataError, match=r"p\.jsonl:1: path '\.\./\.\./etc/x\.jpg' escapes its root"):
-        list(read_caption_source(path, "sharegpt"))
+        list(read_pairs(path, "sharegpt"))
     path.write_text(json.dumps({"images": ["a.jpg"], "messages": [{"role": "user", "content": "a"}]}) + "\n")
     with pytest.raises(DataError, match=r"p\.jsonl:1: expected 'messages'"):
-        list(read_caption_source(path, "sharegpt"))
-    with pytest.raises(ValueError, match="unknown caption source format 'csv'"):
-        list(read_caption_source(path, "csv"))
+        list(read_pairs(path, "sharegpt"))
+    with pytest.raises(DataError, match="no reader for image-caption format 'csv'"):
+        list(read_pairs(path, "csv"))

@@ -1,4 +1,4 @@
-"""``adamllm eval`` and ``adamllm.evaluate``: a tiny real backbone on the fixtures of all eight
+"""``adamllm eval`` and ``adamllm.evaluation``: a tiny real backbone on the fixtures of all eight
 benchmarks, resume after an interruption, stale predictions, scorer switches, the report files."""
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from adamllm.benchmark import Sample
 from adamllm.cli import cli
 from adamllm.domains.benchmarks import BENCHMARK_CLASSES, LayoutBenchmarkConfig
-from adamllm.evaluate import EvalTask, EvaluationError, evaluate
+from adamllm.evaluation import EvalTask, EvaluationError, evaluate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
 ALL = list(BENCHMARK_CLASSES)

@@ -36,7 +36,7 @@ class Answers:
 def _worker(out_dir: str) -> None:
     from accelerate import PartialState
 
-    from adamllm.evaluate import process_state, evaluate
+    from adamllm.evaluation import process_state, evaluate
 
     PartialState._reset_state()  # the forked child must not reuse the parent's single-process state
     state = process_state()

@@ -48,3 +48,39 @@ def test_presets_validate():
     for preset in PRESETS:
         result = run_cli("config", "validate", str(preset))
         assert result.returncode == 0, result.stderr
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
+
+
+def test_changed_learning_rate_reruns_train_and_evaluate_and_says_why(tmp_path):
+    write_mix(tmp_path / "data", n=4)
+    config = tmp_path / "run.yaml"
+    text = ("output_dir: out\nseed: 1\nstages: [train, evaluate]\n"
+            "backbone: {type: qwen2_vl, model: base, tiny: tiny}\n"
+            "trainer: {type: sft, batch_size: 4, max_steps: 2, learning_rate: 0.003}\n"
+            f"benchmarks: [{{type: slake, source: {FIXTURES / 'slake'}, limit: 2, max_new_tokens: 2}}]\n"
+            "data: {train: data/mix.jsonl}\n")
+    config.write_text(text)
+    first = run_cli("run", str(config))
+    assert first.returncode == 0, first.stderr[-2000:]
+    weights = tmp_path / "out" / "train" / "model" / "model.safetensors"
+    trained = weights.stat().st_mtime_ns
+    unchanged = run_cli("run", str(config))
+    assert unchanged.stdout.count("already done") == 2 and weights.stat().st_mtime_ns == trained
+
+    config.write_text(text.replace("learning_rate: 0.003", "learning_rate: 0.002"))
+    changed = run_cli("run", str(config))
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert "[train] rerunning from scratch, it changed since it last ran: trainer.learning_rate: 0.003 -> 0.002" \
+        in changed.stdout
+    assert "[evaluate] rerunning from scratch" in changed.stdout and "stage 'train' ran before it" in changed.stdout
+    assert weights.stat().st_mtime_ns != trained
+    summary = json.loads((tmp_path / "out" / "train" / "summary.json").read_text())
+    assert summary["resumed_from"] is None  # a changed config never resumes the old checkpoints
+
+    # the same change given on the command line is validated like the file
+    override = run_cli("run", str(config), "trainer.learning_rate=0.003")
+    assert "trainer.learning_rate: 0.002 -> 0.003" in override.stdout
+    bad = run_cli("run", str(config), "trainer.learning_rate=fast")
+    assert bad.returncode == 1 and "trainer.learning_rate: Input should be a valid number" in bad.stderr

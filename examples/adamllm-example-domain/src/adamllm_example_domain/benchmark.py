@@ -40,6 +40,9 @@ class ExactMatchScorer:
 
 class ShapesVQA:
     name = "shapes_vqa"
+    #: What each record of a predictions file needs for ``adamllm score shapes_vqa FILE`` (optional;
+    #: this is the default).
+    prediction_fields = ("prediction", "label")
 
     def __init__(self, config: ShapesVQAConfig | None = None) -> None:
         self.config = config or ShapesVQAConfig()

@@ -1,0 +1,107 @@
+"""The prediction store of a benchmark folder: claiming it for a run, resuming, merging the shards."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ..io import DataError, iter_records, write_jsonl
+from .distributed import process_state
+from .task import EvaluationError
+
+PREDICTIONS = "predictions.jsonl"
+RUN_FILE = "run.json"
+#: run.json keys that must match for finished predictions to be reused.
+SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "data")
+
+
+def _prediction_files(bench_dir: Path) -> list[Path]:
+    return [bench_dir / PREDICTIONS, *sorted(bench_dir.glob("predictions.rank*.jsonl"))]
+
+
+def _read_records(path: Path) -> list[dict]:
+    """The records of a predictions file; an unreadable line (a crash's torn tail) is skipped,
+    as ``completed_ids`` skips it, so that sample is generated again."""
+    if not path.exists():
+        return []
+    return [record for _, record in iter_records(path, tolerant=True) if "id" in record]
+
+
+def model_fingerprint(model: str) -> str | None:
+    """For a local checkpoint folder: a hash of its weight files' names, sizes and times, so that
+    predictions of a retrained model at the same path are not taken for finished ones."""
+    path = Path(model).expanduser() if model else None
+    if path is None or not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(path.iterdir()):
+        if file.suffix in (".safetensors", ".bin", ".json") and file.is_file():
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state) -> None:
+    """Refuse (or, with ``restart_stale``, delete) predictions made with other settings."""
+    run_file = bench_dir / RUN_FILE
+    stale = []
+    if run_file.exists():
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        stale = [key for key in SIGNATURE_KEYS if previous.get(key) != signature.get(key)]
+    has_predictions = any(p.exists() for p in _prediction_files(bench_dir))
+    if stale and has_predictions and not restart_stale:
+        raise EvaluationError(
+            f"{bench_dir} holds predictions made with a different {', '.join(stale)}; "
+            f"rerun with --force to discard them, or choose another output directory"
+        )
+    state.wait_for_everyone()  # every process has read the old state before it changes
+    if state.is_main_process:
+        if stale and restart_stale:
+            for path in _prediction_files(bench_dir):
+                path.unlink(missing_ok=True)
+        bench_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_file.with_name(RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(signature, indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, run_file)
+    state.wait_for_everyone()
+
+
+def discard_predictions(out_dir: str | os.PathLike, names: Iterable[str]) -> None:
+    """Delete the predictions (and run.json) of these benchmarks, to start over."""
+    state = process_state()
+    if state.is_main_process:
+        for name in names:
+            for path in [*_prediction_files(Path(out_dir) / name), Path(out_dir) / name / RUN_FILE]:
+                path.unlink(missing_ok=True)
+    state.wait_for_everyone()
+
+
+def merge_predictions(bench_dir: Path, samples: list, judge) -> list[dict]:
+    """Merge the shards into predictions.jsonl in sample order and rescore every sample with
+    ``judge``; returns the records of ``samples``. Lines of ids that are not in ``samples`` (an
+    earlier run with a larger limit) stay at the end of the file, unscored."""
+    by_id: dict[str, dict] = {}
+    for path in _prediction_files(bench_dir):
+        for record in _read_records(path):
+            by_id.setdefault(str(record["id"]), record)
+    ordered = []
+    for index, sample in enumerate(samples):
+        record = by_id.pop(sample.id, None)
+        if record is None:
+            raise EvaluationError(f"{bench_dir.name}: no prediction for sample {sample.id!r}")
+        try:
+            score = judge.score_sample(record, index)
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"{bench_dir / PREDICTIONS}: sample {sample.id!r}: {exc}") from None
+        record["score"], record["metric"] = score.value, score.metric
+        ordered.append(record)
+    records = ordered + list(by_id.values())
+    main = bench_dir / PREDICTIONS
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if not main.exists() or main.read_text(encoding="utf-8") != text:
+        write_jsonl(main, records)
+    for shard in _prediction_files(bench_dir)[1:]:
+        shard.unlink()
+    return ordered

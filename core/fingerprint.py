@@ -1,0 +1,95 @@
+"""Stage fingerprints: what a stage's result depends on, so a rerun never reuses stale work.
+
+A fingerprint holds the stage's config sections flattened to dotted keys
+(``trainer.learning_rate``), the run's seed, its ``data.<stage>`` input, the identity of every
+input file or folder it reads (size and content hash for files; names, sizes and times for
+folders), and the adamllm version. The runner stores it in ``OUT/<stage>/_running.json`` when the
+stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import __version__
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [{"d": 2}]}`` -> ``{"a.b": 1, "c.0.d": 2}``."""
+    if isinstance(value, dict):
+        if not value and prefix:
+            return {prefix: {}}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list):
+        if not value:
+            return {prefix: []}
+        out = {}
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}.{i}"))
+        return out
+    return {prefix: value}
+
+
+def component_dump(component: Any) -> Any:
+    """A validated section as plain data: ``{"type": ..., **options}`` (model slots included)."""
+    if component is None:
+        return None
+    if isinstance(component, list):
+        return [component_dump(c) for c in component]
+    options = component.options
+    dumped = options.model_dump(mode="json") if hasattr(options, "model_dump") else {}
+    return {"type": component.type, **dumped}
+
+
+def identity(path: Path) -> dict[str, Any] | None:
+    """What identifies an input: a file's size and sha256; a folder's files' names, sizes, times."""
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return {"size": path.stat().st_size, "sha256": digest.hexdigest()[:32]}
+    if path.is_dir():
+        digest = hashlib.sha256()
+        count = 0
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            count += 1
+        return {"files": count, "digest": digest.hexdigest()[:32]}
+    return None
+
+
+def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[str, Any]:
+    settings: dict[str, Any] = {"seed": config.seed}
+    for section in stage.depends_on:
+        settings.update(flatten({section: component_dump(getattr(config, section))}))
+    if stage.name in config.data:
+        settings[f"data.{stage.name}"] = config.data[stage.name]
+    return {
+        "adamllm_version": __version__,
+        "config": settings,
+        "inputs": {str(p): identity(Path(p)) for p in inputs},
+    }
+
+
+def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """Human-readable differences, e.g. ``trainer.learning_rate: 1e-05 -> 2e-05``; [] if the same."""
+    if old is None:
+        return []
+    found = []
+    if old.get("adamllm_version") != new["adamllm_version"]:
+        found.append(f"adamllm version: {old.get('adamllm_version')} -> {new['adamllm_version']}")
+    before, after = old.get("config", {}), new["config"]
+    for key in sorted(set(before) | set(after)):
+        if before.get(key, "<unset>") != after.get(key, "<unset>"):
+            found.append(f"{key}: {before.get(key, '<unset>')} -> {after.get(key, '<unset>')}")
+    before, after = old.get("inputs", {}), new["inputs"]
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            found.append(f"input {key} {'changed' if key in before and key in after else 'differs'}")
+    return found

@@ -1,0 +1,152 @@
+"""Domain image-caption pairs, the input of ``synthesize`` (and of ``compose``'s caption turns).
+
+The canonical layout is the released ``image_caption_pairs`` files' ShareGPT style::
+
+    {"images": ["relative/path.jpg"],
+     "messages": [{"role": "user", "content": "<image>{caption instruction}"},
+                  {"role": "assistant", "content": "{caption}"}]}
+
+as a JSON array (pretty-printed, as released) or JSONL; the ``{"image": ..., "conversations":
+[{"from": "human"|"gpt", "value": ...}]}`` spelling (PubMedVision) reads the same. Formats a domain
+reads itself (Recipe1M records, say) come from its ``SourceSpec.reader``. Whatever the reader,
+the stages get ``ImageCaptionPair`` records whose ``image`` is an absolute path confined to the
+source file's folder and whose ``id`` is stable: the record's own ``id``, else a hash of its image
+path and caption (never the row number, so reordering a file does not rename its pairs).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .backbone import IMAGE_PLACEHOLDER
+from .io import DataError, PathEscapeError, iter_records, resolve_under
+from .records import ImageCaptionPair
+
+#: Formats core reads without a plugin reader.
+CORE_FORMATS = ("sharegpt", "pubmedvision")
+
+
+@dataclass
+class PairStats:
+    """What reading pairs found: records read, and records skipped by reason."""
+
+    read: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def pair_id(image: str, caption: str) -> str:
+    return hashlib.sha1(f"{image}\n{caption}".encode("utf-8")).hexdigest()[:16]
+
+
+def single_image(record: dict, where: str) -> str | None:
+    """The record's one image path (``images`` or ``image``); None when it has not exactly one."""
+    images = record.get("images", record.get("image"))
+    images = [images] if isinstance(images, str) else list(images or [])
+    if len(images) != 1:
+        return None
+    if not isinstance(images[0], str):
+        raise DataError(f"{where}: an image must be a path, got {type(images[0]).__name__}")
+    return images[0]
+
+
+def confined(root: Path, image: str, where: str) -> str:
+    try:
+        return str(resolve_under(root, image))
+    except PathEscapeError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
+def conversation_caption(record: dict, where: str) -> tuple[str, str] | None:
+    """``(caption instruction, caption)`` from the first user and assistant turns; None without a caption."""
+    turns = record.get("messages") or record.get("conversations")
+    if not isinstance(turns, list) or len(turns) < 2:
+        raise DataError(f"{where}: expected 'messages' (or 'conversations') with a user and an assistant turn")
+    texts = []
+    for turn in turns[:2]:
+        if not isinstance(turn, dict):
+            raise DataError(f"{where}: a turn must be an object")
+        texts.append(str(turn.get("content", turn.get("value", ""))))
+    instruction = texts[0].replace(IMAGE_PLACEHOLDER, "").strip()
+    caption = texts[1].strip()
+    return (instruction, caption) if caption else None
+
+
+def read_conversation_pairs(path: str | Path, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
+    """``(where, pair)`` for each single-image record of a ShareGPT-style pairs file."""
+    path = Path(path)
+    stats = stats if stats is not None else PairStats()
+    for where, record in iter_records(path):
+        image = single_image(record, where)
+        if image is None:
+            stats.skip("not_one_image")
+            continue
+        absolute = confined(path.parent, image, where)
+        parsed = conversation_caption(record, where)
+        if parsed is None:
+            stats.skip("no_caption")
+            continue
+        instruction, caption = parsed
+        stats.read += 1
+        yield where, ImageCaptionPair(id=str(record.get("id") or pair_id(image, caption)), image=absolute,
+                                      caption=caption, instruction=instruction)
+
+
+def reader_for(format: str, reader: str | Callable[..., Any] | None = None) -> Callable[..., Iterable]:
+    """The reader of a source: the plugin's own ``reader``, else core's for the core formats."""
+    if reader is not None:
+        from .specs import resolve
+
+        return resolve(reader)
+    if format in CORE_FORMATS:
+        return read_conversation_pairs
+    raise DataError(f"no reader for image-caption format {format!r}: core reads {', '.join(CORE_FORMATS)}; "
+                    f"a domain with another format names its reader in SourceSpec(reader=...)")
+
+
+def locate(location: str, base_dir: Path | None = None) -> Path:
+    """A local file for a source location: a path, ``package:relative/path`` or ``hf://datasets/...``."""
+    if location.startswith("hf://datasets/"):
+        parts = location.removeprefix("hf://datasets/").split("/", 2)
+        if len(parts) != 3:
+            raise DataError(f"{location}: expected hf://datasets/OWNER/NAME/FILE")
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(f"{parts[0]}/{parts[1]}", parts[2], repo_type="dataset"))
+        except Exception as exc:  # noqa: BLE001 - offline, unknown repo, missing file
+            raise DataError(f"cannot download {location}: {type(exc).__name__}: {exc}; download it yourself and "
+                            f"set data.synthesize to the local file") from None
+    package, sep, relative = location.partition(":")
+    if sep and package.replace(".", "").replace("_", "").isalnum() and not Path(location).exists():
+        from importlib.resources import files
+
+        try:
+            return Path(str(files(package).joinpath(relative)))
+        except ModuleNotFoundError:
+            raise DataError(f"{location}: no installed package {package!r}") from None
+    path = Path(location).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[..., Any] | None = None,
+               *, limit: int | None = None, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
+    """``(where, pair)`` of a local source file, validated as ``ImageCaptionPair`` records."""
+    if not path.is_file():
+        raise DataError(f"image-caption pairs file {path} does not exist")
+    read = reader_for(format, reader)
+    for count, (where, pair) in enumerate(read(path, stats=stats)):
+        if limit is not None and count >= limit:
+            return
+        if not isinstance(pair, ImageCaptionPair):
+            try:
+                pair = ImageCaptionPair.model_validate(pair)
+            except Exception as exc:  # pydantic.ValidationError
+                raise DataError(f"{where}: the {format} reader gave an invalid pair: {exc}") from None
+        yield where, pair
