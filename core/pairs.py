@@ -76,8 +76,11 @@ def conversation_caption(record: dict, where: str) -> tuple[str, str] | None:
     return (instruction, caption) if caption else None
 
 
-def read_conversation_pairs(path: str | Path, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
-    """``(where, pair)`` for each single-image record of a ShareGPT-style pairs file."""
+def read_single_image_pairs(path: str | Path, caption_of: Callable[[dict, str], tuple[str, str] | None],
+                            stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
+    """``(where, pair)`` for each single-image record of a JSON array or JSONL file, its
+    ``(caption instruction, caption)`` read by ``caption_of(record, where)`` (None: no caption).
+    Readers of other layouts call this with their own ``caption_of``."""
     path = Path(path)
     stats = stats if stats is not None else PairStats()
     for where, record in iter_records(path):
@@ -86,7 +89,7 @@ def read_conversation_pairs(path: str | Path, stats: PairStats | None = None) ->
             stats.skip("not_one_image")
             continue
         absolute = confined(path.parent, image, where)
-        parsed = conversation_caption(record, where)
+        parsed = caption_of(record, where)
         if parsed is None:
             stats.skip("no_caption")
             continue
@@ -94,6 +97,11 @@ def read_conversation_pairs(path: str | Path, stats: PairStats | None = None) ->
         stats.read += 1
         yield where, ImageCaptionPair(id=str(record.get("id") or pair_id(image, caption)), image=absolute,
                                       caption=caption, instruction=instruction)
+
+
+def read_conversation_pairs(path: str | Path, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
+    """``(where, pair)`` for each single-image record of a ShareGPT-style pairs file."""
+    return read_single_image_pairs(path, conversation_caption, stats)
 
 
 def reader_for(format: str, reader: str | Callable[..., Any] | None = None) -> Callable[..., Iterable]:

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from adamllm.io import iter_records
-from adamllm.pairs import PairStats, confined, pair_id, single_image
+from adamllm.pairs import PairStats, read_single_image_pairs
 from adamllm.records import ImageCaptionPair
 
 #: The caption instruction of recipe captions (ours; the food caption turn asks for name, ingredients, steps).
@@ -25,7 +24,8 @@ def _items(value: Any) -> list[str]:
     return [str(i.get("text", "") if isinstance(i, dict) else i).strip() for i in items if i]
 
 
-def recipe_caption(record: dict) -> str | None:
+def recipe_caption(record: dict, where: str = "") -> tuple[str, str] | None:
+    """``(caption instruction, recipe as text)``; None for a record with no recipe in it."""
     title = str(record.get("title") or "").strip()
     ingredients, steps = _items(record.get("ingredients")), _items(record.get("instructions"))
     if not title and not ingredients and not steps:
@@ -35,23 +35,9 @@ def recipe_caption(record: dict) -> str | None:
         lines += ["Ingredients:"] + [f"- {item}" for item in ingredients if item]
     if steps:
         lines += ["Instructions:"] + [f"{n}. {step}" for n, step in enumerate((s for s in steps if s), 1)]
-    return "\n".join(lines)
+    return RECIPE_INSTRUCTION, "\n".join(lines)
 
 
 def read_recipe_pairs(path: str | Path, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
     """``(where, pair)`` for each single-image recipe of a JSON array or JSONL file."""
-    path = Path(path)
-    stats = stats if stats is not None else PairStats()
-    for where, record in iter_records(path):
-        image = single_image(record, where)
-        if image is None:
-            stats.skip("not_one_image")
-            continue
-        absolute = confined(path.parent, image, where)
-        caption = recipe_caption(record)
-        if caption is None:
-            stats.skip("no_caption")
-            continue
-        stats.read += 1
-        yield where, ImageCaptionPair(id=str(record.get("id") or pair_id(image, caption)), image=absolute,
-                                      caption=caption, instruction=RECIPE_INSTRUCTION)
+    return read_single_image_pairs(path, recipe_caption, stats)
