@@ -62,6 +62,9 @@ _LAYOUT_FIELDS: dict[str, Any] = {
     "seed": (int, Field(0, description="Seed for every random choice of the run.")),
     "stages": (list[StageName], Field(default_factory=lambda: list(STAGES),
                                       description="Stages to run; they run in pipeline order.")),
+    "on_bad_record": (Literal["skip", "error"], Field(
+        "skip", description="A bad input record (corrupt image, empty caption, unscoreable label, ...): "
+                            "skip: set aside in OUT/<stage>/rejected.jsonl and counted; error: stop, naming it.")),
     "data": (dict[StageName, str], Field(
         default_factory=dict,
         description="A stage's input instead of the previous stage's output, e.g. {train: mix.jsonl}.")),
@@ -253,6 +256,7 @@ def validate_config(
         output_dir=Path(resolve_local(raw.output_dir, base_dir)),
         seed=raw.seed,
         stages=list(raw.stages),
+        on_bad_record=raw.on_bad_record,
         data={stage: resolve_if_exists(path, base_dir) for stage, path in raw.data.items()},
         source=Path(source).resolve() if source is not None else None,
         **values,

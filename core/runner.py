@@ -86,6 +86,16 @@ class StageContext:
         paths += [self.output_path(s) for s in previous]
         return [p for p in paths if p.exists()]
 
+    def quarantine(self, name: str | None = None) -> Any:
+        """This stage's ``Quarantine`` (``OUT/<stage>/rejected.jsonl``, or ``<name>/rejected.jsonl``
+        inside it), under the config's ``on_bad_record`` policy; emptied when the stage starts over."""
+        from .quarantine import REJECTED, Quarantine
+
+        path = self.stage_dir / (f"{name}/{REJECTED}" if name else REJECTED)
+        if self.force:
+            path.unlink(missing_ok=True)
+        return Quarantine(path, self.config.on_bad_record)
+
     # -- components ----------------------------------------------------------------------
     def component(self, section: str | None = None, kind: str | None = None) -> Any:
         """Build the component selected in ``section`` (default: this stage's kind's section)."""
