@@ -68,16 +68,17 @@ def count_images(messages: Sequence[dict]) -> int:
 
 
 def load_image(image: Any, root: str | os.PathLike | None = None):
-    """A PIL RGB image from a PIL image, encoded bytes or a path (relative paths resolve, confined,
-    against ``root``)."""
-    from adamllm.benchmark import open_image
+    """A PIL RGB image from a PIL image, encoded bytes or a path; with a ``root``, a path (relative
+    or absolute, symlinks followed) must lie inside it. Decoded and checked by
+    ``adamllm.images.load_rgb``: an unusable image raises ``BadImage`` naming the file; 16-bit
+    grayscale is scaled by its value range, alpha is composited onto white."""
+    from adamllm.images import load_rgb
 
-    if isinstance(image, (str, os.PathLike)) and root is not None and not Path(image).is_absolute():
+    if isinstance(image, (str, os.PathLike)) and root is not None:  # absolute paths are confined too
         from adamllm.io import resolve_under
 
         image = resolve_under(root, image)
-    opened = open_image(image)
-    return opened.convert("RGB") if opened.mode != "RGB" else opened
+    return load_rgb(image)
 
 
 def local_checkpoint(model: str, revision: str | None = None) -> Path:
@@ -251,7 +252,7 @@ class VisionLanguageAdapter:
             raise BadSample(f"{n_placeholders} <image> placeholders but {len(images)} images")
         try:
             pil_images = [load_image(img, image_root) for img in images]
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: adamllm.images.BadImage
             raise BadSample(f"unreadable image: {exc}") from exc
         text = self.render(messages, add_generation_prompt=add_generation_prompt)
         train_eos = policy == "after_first_turn" and not add_generation_prompt
@@ -309,6 +310,7 @@ class VisionLanguageAdapter:
                 result.indices.append(index)
                 continue
             result.dropped[reason] += 1
+            result.rejected.append((index, reason, message))
             if len(result.problems) < max_problems:
                 result.problems.append(f"record {record.get('id', index)}: {message}")
         return result

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Literal, Optional, Protocol, Sequence, runtime
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
-from .paths import PathOrHubId, base_dir, resolve_local
+from .paths import PathOrHubIdUnchecked, base_dir, existing_or_hub_id, resolve_local
 
 IMAGE_PLACEHOLDER = "<image>"
 #: The label of a position that is not trained (PyTorch's cross-entropy ``ignore_index``).
@@ -55,6 +55,7 @@ class EncodedSet:
     indices: list[int] = field(default_factory=list)  # record index of each kept sample
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     problems: list[str] = field(default_factory=list)  # the first few, naming the record
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (record index, reason, message) of each drop
 
 
 def unwrap_model(model: Any) -> Any:
@@ -68,7 +69,8 @@ class BackboneConfig(BaseModel):
     """Options every built-in adapter accepts (a backbone section of a run config)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: PathOrHubId = Field(description="Hub id or local directory of the checkpoint (relative to the config file).")
+    model: PathOrHubIdUnchecked = Field(
+        description="Hub id or local directory of the checkpoint (relative to the config file).")
     revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit).")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="Weights dtype.")
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', or 'auto' (device_map=auto).")
@@ -86,6 +88,8 @@ class BackboneConfig(BaseModel):
         # with `tiny`, `model` names the folder to build, which need not exist yet
         if self.tiny:
             self.model = resolve_local(self.model, base_dir(info))
+        else:
+            self.model = existing_or_hub_id(self.model, base_dir(info))
         return self
 
 

@@ -47,23 +47,17 @@ class Sample:
 
 
 def open_image(image: Any):
-    """A PIL image from what ``Sample.image`` holds: a PIL image, a path, or encoded bytes.
+    """A PIL image from what ``Sample.image`` holds: a PIL image, a path, or encoded bytes (None: None).
 
     Benchmarks with many images keep paths or bytes, so images are decoded one batch at a time.
+    Decoded completely and checked by ``adamllm.images.open_image``: an unusable image raises
+    ``adamllm.images.BadImage`` (a ``ValueError``) naming the file.
     """
     if image is None:
         return None
-    from PIL import Image
+    from .images import open_image as _open_image
 
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        import io
-
-        return Image.open(io.BytesIO(bytes(image)))
-    with Image.open(image) as opened:
-        opened.load()
-        return opened
+    return _open_image(image)
 
 
 @runtime_checkable

@@ -3,17 +3,29 @@
 Built-in commands resolve without loading plugins; plugins load once, on first need, with the
 global flags (``--strict-plugins``, ``--no-plugins``). Plugins add commands through
 ``adamllm_register_commands``. Heavy libraries are imported inside the commands that need them.
+
+Every command, built-in or from a plugin, runs through one error path (``PluginGroup``): an
+expected error (``adamllm.errors.friendly``) is one ``Error: ...`` line on stderr and exit code 1,
+an unexpected one a one-line "internal error"; ``-v`` adds the traceback. Click's usage errors keep
+exit code 2; Ctrl-C exits with 130.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shlex
+import shutil
 import sys
-from typing import Any
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 
 from . import __version__
-from .registry import PluginError, PluginManager
+from .errors import friendly, internal
+from .registry import PluginManager
 from .stages import KIND_TABLE, KINDS, STAGES
 
 
@@ -29,10 +41,7 @@ class App:
     @property
     def plugins(self) -> PluginManager:
         if self._pm is None:
-            try:
-                self._pm = PluginManager(strict=self.strict, no_plugins=self.no_plugins)
-            except PluginError as exc:
-                raise click.ClickException(str(exc)) from exc
+            self._pm = PluginManager(strict=self.strict, no_plugins=self.no_plugins)
             if self.verbose:
                 for info in self._pm.failed():
                     click.echo(info.traceback or "", err=True)
@@ -47,10 +56,52 @@ def _app(ctx: click.Context) -> App:
     return root.obj
 
 
+@contextlib.contextmanager
+def one_error_path(verbose: Callable[[], bool]) -> Iterator[None]:
+    """The CLI's one error path: what an exception raised by a command (or while parsing) becomes."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise  # click's own: usage errors exit 2, the rest 1
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted; rerun the same command to resume", err=True)
+        raise click.exceptions.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into messages
+        show = verbose()
+        if show:
+            click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+        message = friendly(exc)
+        raise click.ClickException(message if message is not None else internal(exc, show)) from None
+
+
+def _verbose_in(args: Iterable[str]) -> bool:
+    """``-v`` among the global options (before the command name)."""
+    for arg in args:
+        if arg in ("-v", "--verbose"):
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
 class PluginGroup(click.Group):
-    """Adds plugin commands the first time a name is not a built-in command."""
+    """The root group: adds plugin commands the first time a name is not a built-in command, and
+    runs every command (built-in, plugin, subgroup) through ``one_error_path``."""
 
     _plugin_commands_added = False
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        if parent is not None:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        verbose = _verbose_in(args)
+        with one_error_path(lambda: verbose):  # eager options: --version, --help list plugins
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: click.Context):
+        if ctx.parent is not None:
+            return super().invoke(ctx)
+        with one_error_path(lambda: bool(ctx.params.get("verbose"))):
+            return super().invoke(ctx)
 
     def _add_plugin_commands(self, ctx: click.Context) -> None:
         if not self._plugin_commands_added:
@@ -84,7 +135,7 @@ def _print_version(ctx: click.Context, _param: Any, value: bool) -> None:
 @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--strict-plugins", is_flag=True, is_eager=True, help="A plugin that fails to load is an error.")
 @click.option("--no-plugins", is_flag=True, is_eager=True, help="Load no third-party plugins (built-ins only).")
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of plugins that failed to load.")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks (of an error, of plugins that failed to load).")
 @click.option("--version", is_flag=True, expose_value=False, callback=_print_version,
               help="Show the version and the installed plugins, then exit.")
 @click.pass_context
@@ -176,12 +227,9 @@ def config_schema(ctx: click.Context) -> None:
 @click.pass_context
 def config_validate(ctx: click.Context, config_file: str) -> None:
     """Validate CONFIG_FILE; errors name the section and field."""
-    from .config import ConfigError, load_config
+    from .config import load_config
 
-    try:
-        cfg = load_config(config_file, _app(ctx).plugins)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    cfg = load_config(config_file, _app(ctx).plugins)
     chosen = []
     for kind in KIND_TABLE:
         value = getattr(cfg, kind.section)
@@ -203,17 +251,15 @@ def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages
     validated like the file. A finished stage is skipped while its config sections and inputs are
     unchanged; when they change, it reruns (saying which fields changed), and so does every later stage.
     """
-    from .config import ConfigError, load_config
-    from .io import DataError
-    from .runner import StageError, run_pipeline
+    from .config import load_config
+    from .locking import output_lock
+    from .runner import run_pipeline
 
     pm = _app(ctx).plugins
-    try:
-        cfg = load_config(config_file, pm, list(overrides))
-        selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    cfg = load_config(config_file, pm, list(overrides))
+    selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    with output_lock(cfg.output_dir, command=command_line(ctx, config_file, *overrides)):
         run_pipeline(cfg, pm, selected, force=force, echo=click.echo)
-    except (ConfigError, StageError, DataError) as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()
@@ -222,21 +268,57 @@ def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
               help="tiny: ~0.3M parameters, for tests; small: a few M, for demos.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same weights.")
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it is not empty.")
 @click.pass_context
-def tiny(ctx: click.Context, backbone: str, out_dir: str, size: str, seed: int) -> None:
+def tiny(ctx: click.Context, backbone: str, out_dir: str, size: str, seed: int, force: bool) -> None:
     """Write a tiny randomly initialised BACKBONE checkpoint to OUT_DIR (offline)."""
-    from .registry import UnknownComponentError
     from .specs import resolve
 
     pm = _app(ctx).plugins
-    try:
-        spec = pm.spec("backbone", backbone)
-    except UnknownComponentError as exc:
-        raise click.ClickException(str(exc)) from None
+    spec = pm.spec("backbone", backbone)
     if spec.tiny is None:
         raise click.ClickException(f"backbone {backbone!r} ({pm.get('backbone', backbone).provider}) has no tiny builder")
-    path = resolve(spec.tiny)(out_dir, size=size, seed=seed)
-    click.echo(f"wrote a {size} random {backbone} checkpoint to {path}")
+    with replacing(out_dir, force) as target:
+        resolve(spec.tiny)(target, size=size, seed=seed)
+    click.echo(f"wrote a {size} random {backbone} checkpoint to {out_dir}")
+
+
+def command_line(ctx: click.Context, *args: str) -> str:
+    """``adamllm COMMAND ARGS...`` as the user typed it (what a lock file records)."""
+    return shlex.join(["adamllm", *ctx.command_path.split()[1:], *map(str, args)])
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+@contextlib.contextmanager
+def replacing(out_dir: str | os.PathLike, force: bool, *, keep: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+    """The folder a command writes a new OUT_DIR into. A missing or empty OUT_DIR is used as it is;
+    a non-empty one is refused unless ``force``, and then the new one is written next to it and
+    replaces it only once complete (an error leaves the old one as it was). Never replaces the
+    working directory, the home folder, one of their parents, or a folder holding one of ``keep``."""
+    out = Path(out_dir)
+    if not out.exists() or not any(out.iterdir()):
+        yield out
+        return
+    if not force:
+        raise click.ClickException(f"{out} is not empty; use --force to replace it, or give another folder")
+    resolved = out.resolve()
+    protected = [Path.cwd().resolve(), Path.home().resolve(), *(Path(p).resolve() for p in keep)]
+    if any(_is_within(p, resolved) for p in protected):
+        raise click.ClickException(f"refusing to replace {out}: it holds the working directory, the home "
+                                   f"folder or this command's input; give another folder")
+    staging = out.with_name(f".{out.name}.{os.getpid()}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield staging
+        old = out.with_name(f".{out.name}.{os.getpid()}.old")
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _register_builtin_command_modules() -> None:

@@ -24,16 +24,11 @@ def _benchmark_for(pm, name: str):
     """The benchmark component ``name`` (else the one whose name matches case-insensitively, with
     "-" for "_": "PMC-VQA", "VQA_RAD"), built with its config's defaults, unvalidated where the
     config has required fields (a ``source``: scoring reads no records); returns it and its name."""
-    from .registry import UnknownComponentError
-
     registry = pm.components("benchmark")
     matches = [name] if name in registry else [n for n in registry if _normal(n) == _normal(name)]
     if len(matches) > 1:
         raise click.ClickException(f"benchmark {name!r} is ambiguous: {', '.join(sorted(matches))}")
-    try:
-        spec = pm.spec("benchmark", matches[0] if matches else name)
-    except UnknownComponentError as exc:
-        raise click.ClickException(str(exc)) from None
+    spec = pm.spec("benchmark", matches[0] if matches else name)
     model = spec.load_config_model()
     if model is None:
         return spec.build(), spec.name
@@ -52,8 +47,9 @@ def _line_form(path: str, message: str) -> str:
 
 
 def _score_file(path: str, judge, fields: tuple[str, ...]) -> tuple[list[dict], list]:
-    """Read and score a predictions file; every record needs ``fields``. A bad record raises
-    ``DataError`` naming its line."""
+    """Read and score a predictions file; every record needs ``fields``. A bad record (a missing
+    field, a prediction that is not a string, a null label, a label the scorer cannot read)
+    raises ``DataError`` naming its line: a user's file is never scored in part."""
     from .io import DataError, iter_records
 
     records, scores = [], []
@@ -61,9 +57,14 @@ def _score_file(path: str, judge, fields: tuple[str, ...]) -> tuple[list[dict], 
         missing = [name for name in fields if name not in record]
         if missing:
             raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+        if not isinstance(record.get("prediction"), str):
+            shown = "null" if record.get("prediction") is None else type(record["prediction"]).__name__
+            raise DataError(f"{where}: prediction must be a string, got {shown}")
+        if record.get("label") is None:
+            raise DataError(f"{where}: label is null")
         try:
             scores.append(judge.score_sample(record, len(records)))
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:  # TypeError: a plugin scorer given another type
             raise DataError(f"{where}: {exc}") from None
         records.append(record)
     return records, scores
@@ -109,12 +110,26 @@ def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | No
         click.echo(f"  {metric:<16} {value:8.2f}  (n={result['counts'][metric]})")
 
 
-def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]) -> dict[str, dict]:
+def _takes_source(pm, name: str) -> bool:
+    model = pm.spec("benchmark", name).load_config_model()
+    return "source" in getattr(model, "model_fields", {})
+
+
+def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...], pm=None) -> dict[str, dict]:
+    """Per benchmark its ``source`` (and later ``limit``) options. ``--data-root DIR``: every benchmark
+    that takes a source and has no ``--source`` needs ``DIR/<benchmark>/`` (a missing folder is an
+    error, not a fall back to the hub)."""
     options: dict[str, dict] = {name: {} for name in names}
+    explicit = {item.partition("=")[0] for item in sources}
     if data_root:
         for name in names:
-            if (Path(data_root) / name).exists():
-                options[name]["source"] = str(Path(data_root) / name)
+            folder = Path(data_root) / name
+            if folder.exists():
+                options[name]["source"] = str(folder)
+            elif name not in explicit and (pm is None or _takes_source(pm, name)):
+                raise click.BadParameter(f"no folder {folder} for benchmark {name!r} (--data-root needs "
+                                         f"DIR/<benchmark>/ for each benchmark; or give it --source {name}=PATH)",
+                                         param_hint="--data-root")
     for item in sources:
         name, sep, path = item.partition("=")
         if not sep or name not in options:
@@ -144,36 +159,35 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16", "auto"]), help="Weights dtype.")
 @click.option("--device", help="cpu, cuda, cuda:1 or auto (with several processes, cuda means each its own GPU).")
 @click.option("--force", is_flag=True, help="Discard earlier predictions in the output folder.")
+@click.option("--on-bad-record", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
+              help="A bad sample (unscoreable label, unreadable image, ...): skip sets it aside in "
+                   "OUT/<benchmark>/rejected.jsonl (counted as n_rejected, not scored); error stops, naming it.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: str, limit: int | None,
                  out_dir: str | None, batch_size: int | None, scorer: str | None, seed: int,
                  max_new_tokens: int | None, data_root: str | None, sources: tuple[str, ...], dtype: str | None,
-                 device: str | None, force: bool, quiet: bool) -> None:
+                 device: str | None, force: bool, on_bad_record: str, quiet: bool) -> None:
     """Evaluate MODEL on benchmarks: batched greedy generation, per-sample JSONL, report files.
 
     Resumable (finished samples are skipped) and data parallel under `accelerate launch`.
     """
-    from .evaluation import (EvaluationError, build_task, discard_predictions, evaluate, expand_names,
-                             per_process_device, process_state)
-    from .io import DataError
-    from .registry import UnknownComponentError
+    from .cli import command_line
+    from .evaluation import build_task, discard_predictions, evaluate, expand_names, per_process_device, process_state
+    from .locking import output_lock
 
     pm = _pm(ctx)
-    try:
-        names = expand_names(pm, [n.strip() for n in benchmark_list.split(",") if n.strip()])
-        if not names:
-            raise click.BadParameter("name at least one benchmark", param_hint="--benchmarks")
-        options = _overrides(names, data_root, sources)
-        for name in names:
-            if limit is not None:
-                options[name]["limit"] = limit
-        explicit = {item.partition("=")[0] for item in sources}
-        tasks = [build_task(pm, name, options[name], required=("source",) if name in explicit else ())
-                 for name in names]
-        spec = pm.spec("backbone", backbone)
-    except (UnknownComponentError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    names = expand_names(pm, [n.strip() for n in benchmark_list.split(",") if n.strip()])
+    if not names:
+        raise click.BadParameter("name at least one benchmark", param_hint="--benchmarks")
+    options = _overrides(names, data_root, sources, pm)
+    for name in names:
+        if limit is not None:
+            options[name]["limit"] = limit
+    explicit = {item.partition("=")[0] for item in sources}
+    tasks = [build_task(pm, name, options[name], required=("source",) if name in explicit else ())
+             for name in names]
+    spec = pm.spec("backbone", backbone)
     config_model = spec.load_config_model()
     backbone_options = {"model": model}
     if dtype:
@@ -182,13 +196,12 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
         backbone_options["device"] = per_process_device(device)
     adapter = spec.build(config_model(**backbone_options) if config_model else None)
     out = Path(out_dir) if out_dir else Path("runs") / "eval" / (Path(model.rstrip("/")).name or "model")
-    if force:
-        discard_predictions(out, names)
-    try:
+    with output_lock(out, command=command_line(ctx, "--model", model, "--benchmarks", benchmark_list)):
+        if force:
+            discard_predictions(out, names)
         report = evaluate(adapter, tasks, out, limit=limit, batch_size=batch_size, scorer=scorer, seed=seed,
-                          model_name=model, max_new_tokens=max_new_tokens, progress=not quiet)
-    except (EvaluationError, DataError, OSError) as exc:  # OSError: a checkpoint that cannot be loaded
-        raise click.ClickException(str(exc)) from None
+                          model_name=model, max_new_tokens=max_new_tokens, on_bad_record=on_bad_record,
+                          progress=not quiet)
     from .reports import markdown
 
     if not process_state().is_main_process:
@@ -198,6 +211,9 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
         if entry["n_errors"]:
             click.echo(f"warning: {name}: the backbone refused {entry['n_errors']} of {entry['n_samples']} samples "
                        f"(they score as empty answers; see 'error' in {out / entry['predictions']})", err=True)
+        if entry.get("n_rejected"):
+            click.echo(f"warning: {name}: {entry['n_rejected']} bad records set aside, not scored "
+                       f"(see {out / entry['rejected']})", err=True)
     click.echo(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
 
 
@@ -209,10 +225,7 @@ def report_command(run_dirs: tuple[str, ...], as_json: bool, png: str | None) ->
     """Compare evaluation runs side by side (each RUN_DIR holds report.json, or evaluate/report.json)."""
     from .reports import compare, compare_markdown, load_runs, plot
 
-    try:
-        runs = load_runs(run_dirs)
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    runs = load_runs(run_dirs)
     if png:
         plot(runs, png)
     click.echo(json.dumps(compare(runs), indent=2) if as_json else compare_markdown(runs))

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .backbone import ModelSlot
-from .paths import BASE_DIR, resolve_if_exists, resolve_local
+from .paths import BASE_DIR, existing_or_hub_id, resolve_local
 from .registry import PluginManager, UnknownComponentError
 from .stages import KIND_TABLE, SECTIONS, STAGES
 
@@ -250,6 +250,12 @@ def validate_config(
         elif value is not None:
             values[section_name], errs = validate_section(pm, kind, value, (section_name,), base_dir)
             problems += errs
+    data = {}
+    for stage, path in raw.data.items():
+        try:
+            data[stage] = existing_or_hub_id(path, base_dir)
+        except ValueError as exc:
+            problems.append((f"data.{stage}", str(exc)))
     if problems:
         raise ConfigError(problems, src)
     return RunConfig(
@@ -257,7 +263,7 @@ def validate_config(
         seed=raw.seed,
         stages=list(raw.stages),
         on_bad_record=raw.on_bad_record,
-        data={stage: resolve_if_exists(path, base_dir) for stage, path in raw.data.items()},
+        data=data,
         source=Path(source).resolve() if source is not None else None,
         **values,
     )

@@ -2,8 +2,11 @@
 
 Each stage reads typed records, hands batches to its component (``adamllm.contracts``), checks
 what comes back, and appends results one by one, so a killed run loses at most the batch in
-flight and a rerun skips every record already done (by id). Each writes ``stats.json`` beside its
-output. Reading and resuming live here so a plugin only implements the method its kind needs.
+flight and a rerun skips every record already done (by id). Bad input records (a malformed line,
+a missing or corrupt image, an empty caption, a duplicate id) go to the stage's quarantine
+(``OUT/<stage>/rejected.jsonl``, or an error under ``on_bad_record: error``); a stage left with no
+usable record fails. Each writes ``stats.json`` beside its output. Reading, checking and resuming
+live here so a plugin only implements the method its kind needs.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .io import DataError, JsonlAppender, completed_ids, iter_records, write_jsonl
+from .io import JsonlAppender, completed_ids, iter_records, write_jsonl
 from .pairs import PairStats
 from .records import TaskTriplet, TrainingExample, Verdict
 from .stages import StageError
@@ -63,28 +66,59 @@ def _write_stats(ctx, stats: dict) -> dict:
 
 
 # -- synthesize ----------------------------------------------------------------------------
+def _readable_image(path: str) -> str | None:
+    """Why the image cannot be used, or None (decoded once here, so a corrupt image is set aside
+    before it reaches a model)."""
+    from .images import open_image
+
+    try:
+        open_image(path)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _unique_pairs(ctx, pair_stats: PairStats, quarantine, check_images: bool = True) -> Iterator:
+    """The domain's pairs with duplicate ids and unreadable images set aside."""
+    seen: set[str] = set()
+    for pair in ctx.pairs(pair_stats):
+        if pair.id in seen:
+            quarantine.reject(pair.where or pair.image, f"pair id {pair.id!r} appears more than once; the first "
+                              f"is kept", kind="duplicate_id", record_id=pair.id)
+            continue
+        seen.add(pair.id)
+        problem = _readable_image(pair.image) if check_images else None
+        if problem is not None:
+            quarantine.reject(pair.where or pair.image, problem, kind="bad_image", record_id=pair.id)
+            continue
+        yield pair
+
+
+def _require_some(stage: str, usable: int, quarantine, what: str) -> None:
+    if usable == 0:
+        raise StageError(f"stage {stage!r} found no usable {what}: {quarantine.total} rejected "
+                         f"({', '.join(f'{k}: {v}' for k, v in sorted(quarantine.counts.items())) or 'none'})"
+                         + (f"; see {quarantine.path}" if quarantine.total and quarantine.path else ""))
+
+
 def run_synthesize_stage(ctx) -> dict:
     synthesizer = ctx.component()
     out, progress_file = ctx.output_path(), ctx.stage_dir / PROGRESS
     _fresh(ctx, out, progress_file)
     done = completed_ids(progress_file) | completed_ids(out)
-    pair_stats = PairStats()
+    quarantine = ctx.quarantine()
+    pair_stats = PairStats(quarantine=quarantine)
     counts: Counter = Counter()
-    seen: set[str] = set()
     name = type(synthesizer).__name__
 
     def pending():
-        for pair in ctx.pairs(pair_stats):
-            if pair.id in seen:
-                counts["duplicate_id"] += 1
-                continue
-            seen.add(pair.id)
+        for pair in _unique_pairs(ctx, pair_stats, quarantine):
             if pair.id in done:
                 counts["already_done"] += 1
                 continue
             yield pair
 
-    with JsonlAppender(out) as triplets, JsonlAppender(progress_file) as handled, \
+    with quarantine, JsonlAppender(out) as triplets, JsonlAppender(progress_file) as handled, \
             _progress(None, "synthesize") as bar:
         for batch in batched(pending(), getattr(synthesizer, "batch_size", DEFAULT_BATCH_SIZE)):
             for pair, result in zip(batch, _results(synthesizer, "synthesize", batch, ctx)):
@@ -99,10 +133,12 @@ def run_synthesize_stage(ctx) -> dict:
                     counts["no_triplet"] += 1
                 handled.write({"id": pair.id, "triplet": result is not None})
             bar.update(len(batch))
+    handled_ids = completed_ids(progress_file)
+    _require_some("synthesize", len(handled_ids), quarantine, "image-caption pairs")
     total_triplets = len(completed_ids(out))
     return _write_stats(ctx, {"pairs_read": pair_stats.read, "pairs_skipped": pair_stats.skipped,
                               "triplets": total_triplets, "this_run": dict(counts),
-                              "no_triplet": len(completed_ids(progress_file)) - total_triplets})
+                              "no_triplet": len(handled_ids) - total_triplets, **quarantine.stats()})
 
 
 # -- filter ---------------------------------------------------------------------------------
@@ -112,8 +148,10 @@ def run_filter_stage(ctx) -> dict:
     _fresh(ctx, out)
     done = completed_ids(out)
     name = type(judge).__name__
-    pending = (t for _, t in iter_records(source, TaskTriplet) if t.id not in done)
-    with JsonlAppender(out) as verdicts, _progress(None, "filter", len(done)) as bar:
+    quarantine = ctx.quarantine()
+    pending = (t for t in _unique(iter_records(source, TaskTriplet, on_error=quarantine.reject), quarantine)
+               if t.id not in done)
+    with quarantine, JsonlAppender(out) as verdicts, _progress(None, "filter", len(done)) as bar:
         for batch in batched(pending, getattr(judge, "batch_size", DEFAULT_BATCH_SIZE)):
             for triplet, result in zip(batch, _results(judge, "judge", batch, ctx)):
                 verdict = _coerce(Verdict, result, f"{name}.judge")
@@ -123,31 +161,42 @@ def run_filter_stage(ctx) -> dict:
             bar.update(len(batch))
     counts = Counter(v.verdict for _, v in iter_records(out, Verdict))
     total = sum(counts.values())
+    _require_some("filter", total, quarantine, "triplets")
     return _write_stats(ctx, {"triplets": total, "verdicts": dict(counts),
-                              "keep_rate": round(counts["yes"] / total, 4) if total else None})
+                              "keep_rate": round(counts["yes"] / total, 4) if total else None, **quarantine.stats()})
 
 
 # -- compose --------------------------------------------------------------------------------
-def _by_id(path: Path, model: type) -> dict[str, Any]:
-    records: dict[str, Any] = {}
-    for where, record in iter_records(path, model):
-        if record.id in records:
-            raise DataError(f"{where}: id {record.id!r} appears twice")
-        records[record.id] = record
-    return records
+def _unique(records: Iterable[tuple[str, Any]], quarantine) -> Iterator[Any]:
+    """Records whose id was not seen before (a repeated id is set aside: the first one is kept)."""
+    seen: set[str] = set()
+    for where, record in records:
+        if record.id in seen:
+            quarantine.reject(where, f"id {record.id!r} appears more than once; the first is kept",
+                              kind="duplicate_id", record_id=record.id)
+            continue
+        seen.add(record.id)
+        yield record
+
+
+def _by_id(path: Path, model: type, quarantine) -> dict[str, Any]:
+    return {r.id: r for r in _unique(iter_records(path, model, on_error=quarantine.reject), quarantine)}
 
 
 def run_compose_stage(ctx) -> dict:
     composer = ctx.component()
-    triplets = _by_id(ctx.input_path(), TaskTriplet)
-    verdicts = _by_id(ctx.input_path("filter"), Verdict)
-    name = type(composer).__name__
-    pair_stats = PairStats()
-    examples = (_coerce(TrainingExample, e, f"{name}.compose")
-                for e in composer.compose(ctx.pairs(pair_stats), triplets, verdicts, ctx))
-    count = write_jsonl(ctx.output_path(), examples)
+    quarantine = ctx.quarantine()
+    with quarantine:
+        triplets = _by_id(ctx.input_path(), TaskTriplet, quarantine)
+        verdicts = _by_id(ctx.input_path("filter"), Verdict, quarantine)
+        name = type(composer).__name__
+        pair_stats = PairStats(quarantine=quarantine)
+        pairs = _unique_pairs(ctx, pair_stats, quarantine, check_images=False)  # synthesize decoded them
+        examples = (_coerce(TrainingExample, e, f"{name}.compose")
+                    for e in composer.compose(pairs, triplets, verdicts, ctx))
+        count = write_jsonl(ctx.output_path(), examples)
     if count == 0:
         raise StageError(f"{name}.compose wrote no training example from {pair_stats.read} pairs")
     stats = {"pairs_read": pair_stats.read, "triplets": len(triplets), "verdicts": len(verdicts),
-             "examples": count, **(getattr(composer, "stats", None) or {})}
+             "examples": count, **(getattr(composer, "stats", None) or {}), **quarantine.stats()}
     return _write_stats(ctx, stats)

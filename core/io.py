@@ -6,7 +6,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -28,8 +28,8 @@ def resolve_under(root: str | Path, relative: str | Path) -> Path:
     return candidate
 
 
-def iter_records(path: str | Path, model: type[T] | None = None, *,
-                 tolerant: bool = False) -> Iterator[tuple[str, T | dict]]:
+def iter_records(path: str | Path, model: type[T] | None = None, *, tolerant: bool = False,
+                 on_error: Callable[[str, str], None] | None = None) -> Iterator[tuple[str, T | dict]]:
     """Yield ``(where, record)`` from a ``.jsonl`` file (one JSON object per line, blank lines
     skipped) or a ``.json`` file holding a JSON array of objects (pretty-printed, as the released
     data are), chosen by suffix; any other suffix is read as JSONL unless its first non-space
@@ -40,22 +40,35 @@ def iter_records(path: str | Path, model: type[T] | None = None, *,
     the field). A non-object record, invalid JSON or bytes that are not UTF-8 raise ``DataError``
     naming the file and line; a leading byte-order mark is accepted. ``tolerant=True`` (JSONL
     only): lines that do not parse (a crash's torn last line) are skipped instead.
+    ``on_error(where, message)``: called for a bad record instead of raising, and the record is
+    skipped (the quarantine's ``reject`` fits); a JSON array that does not parse as a whole still
+    raises, since nothing after the fault can be read.
     """
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
     if _is_array_file(path):
         rows = _array_rows(path)
     else:
-        rows = _jsonl_rows(path, tolerant)
+        rows = _jsonl_rows(path, tolerant, on_error)
+
+    def bad(where: str, message: str) -> None:
+        if on_error is None:
+            raise DataError(f"{where}: {message}")
+        on_error(where, message)
+
     for where, data in rows:
         if not isinstance(data, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(data).__name__}")
+            bad(where, f"expected a JSON object, got {type(data).__name__}")
+            continue
         if model is None:
             yield where, data
             continue
         try:
             validated = model.model_validate(data)  # type: ignore[attr-defined]
         except Exception as exc:  # pydantic.ValidationError, kept import-free here
-            raise DataError(f"{where}: {_short(exc)}") from None
+            bad(where, _short(exc))
+            continue
         yield where, validated
 
 
@@ -83,7 +96,8 @@ def _is_array_file(path: Path) -> bool:
     return False
 
 
-def _jsonl_rows(path: Path, tolerant: bool) -> Iterator[tuple[str, Any]]:
+def _jsonl_rows(path: Path, tolerant: bool, on_error: Callable[[str, str], None] | None = None
+                ) -> Iterator[tuple[str, Any]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(_BOM):
@@ -94,7 +108,11 @@ def _jsonl_rows(path: Path, tolerant: bool) -> Iterator[tuple[str, Any]]:
             except UnicodeDecodeError as exc:
                 if tolerant:
                     continue
-                raise DataError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start} of the line)") from None
+                message = f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)"
+                if on_error is None:
+                    raise DataError(f"{where}: {message}") from None
+                on_error(where, message)
+                continue
             if not line.strip():
                 continue
             try:
@@ -102,7 +120,10 @@ def _jsonl_rows(path: Path, tolerant: bool) -> Iterator[tuple[str, Any]]:
             except json.JSONDecodeError as exc:
                 if tolerant:
                     continue
-                raise DataError(f"{where}: invalid JSON: {exc.msg}") from None
+                if on_error is None:
+                    raise DataError(f"{where}: invalid JSON: {exc.msg}") from None
+                on_error(where, f"invalid JSON: {exc.msg}")
+                continue
             yield where, data
 
 
@@ -171,17 +192,29 @@ def _dump(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
+def temp_path(path: str | Path) -> Path:
+    """A temporary file next to ``path`` that no other process or thread uses (pid and a random
+    suffix), to be written and then ``os.replace``d onto ``path``."""
+    import secrets
+
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
 def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
     """Write records atomically (a temporary file renamed into place); returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_path(path)
     count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(_dump(record) + "\n")
-            count += 1
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(_dump(record) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when something failed before the rename
     return count
 
 

@@ -12,6 +12,12 @@ reads itself (Recipe1M records, say) come from its ``SourceSpec.reader``. Whatev
 the stages get ``ImageCaptionPair`` records whose ``image`` is an absolute path confined to the
 source file's folder and whose ``id`` is stable: the record's own ``id``, else a hash of its image
 path and caption (never the row number, so reordering a file does not rename its pairs).
+
+Records with other than one image are skipped by design (the released pairs are single-image)
+and counted. A bad record (malformed, missing fields, a path that leaves the folder, a missing
+image file, an empty or huge caption) goes to the stage's quarantine (``adamllm.quarantine``):
+set aside in ``rejected.jsonl`` and counted, or, under ``on_bad_record: error``, an error naming
+the file and line.
 """
 from __future__ import annotations
 
@@ -22,21 +28,39 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .backbone import IMAGE_PLACEHOLDER
 from .io import DataError, PathEscapeError, iter_records, resolve_under
+from .quarantine import Quarantine
 from .records import ImageCaptionPair
 
 #: Formats core reads without a plugin reader.
 CORE_FORMATS = ("sharegpt", "pubmedvision")
+#: Longer captions are bad records: no caption is this long (Recipe1M recipes are a few thousand
+#: characters), a longer one is a concatenation or a dump, and it would only be dropped as too long
+#: for every backbone later.
+MAX_CAPTION_CHARS = 20_000
+
+
+class BadPair(DataError):
+    """One record that cannot be a pair; ``kind`` is what the stats count it as."""
+
+    def __init__(self, message: str, kind: str = "bad_record") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
 class PairStats:
-    """What reading pairs found: records read, and records skipped by reason."""
+    """What reading pairs found: pairs read, records skipped by design (not one image) by reason,
+    and the quarantine that bad records go to (default: none, so a bad record is an error)."""
 
     read: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    quarantine: Quarantine = field(default_factory=lambda: Quarantine(None, "error"))
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def bad(self, where: str, message: str, kind: str = "bad_record") -> None:
+        self.quarantine.reject(where, message, kind=kind)
 
 
 def pair_id(image: str, caption: str) -> str:
@@ -50,27 +74,34 @@ def single_image(record: dict, where: str) -> str | None:
     if len(images) != 1:
         return None
     if not isinstance(images[0], str):
-        raise DataError(f"{where}: an image must be a path, got {type(images[0]).__name__}")
+        raise BadPair(f"an image must be a path, got {type(images[0]).__name__}")
     return images[0]
 
 
-def confined(root: Path, image: str, where: str) -> str:
+def confined(root: Path, image: str, where: str = "") -> str:
+    """The image's absolute path inside ``root`` (absolute paths and symlinks included), which must exist."""
     try:
-        return str(resolve_under(root, image))
+        path = resolve_under(root, image)
     except PathEscapeError as exc:
-        raise DataError(f"{where}: {exc}") from None
+        raise BadPair(str(exc), "path_escape") from None
+    if not path.is_file():
+        raise BadPair(f"image {image!r} not found under {root}", "missing_image")
+    return str(path)
 
 
 def conversation_caption(record: dict, where: str) -> tuple[str, str] | None:
     """``(caption instruction, caption)`` from the first user and assistant turns; None without a caption."""
     turns = record.get("messages") or record.get("conversations")
     if not isinstance(turns, list) or len(turns) < 2:
-        raise DataError(f"{where}: expected 'messages' (or 'conversations') with a user and an assistant turn")
+        raise BadPair("expected 'messages' (or 'conversations') with a user and an assistant turn", "missing_field")
     texts = []
     for turn in turns[:2]:
         if not isinstance(turn, dict):
-            raise DataError(f"{where}: a turn must be an object")
-        texts.append(str(turn.get("content", turn.get("value", ""))))
+            raise BadPair("a turn must be an object")
+        text = turn.get("content", turn.get("value", ""))
+        if not isinstance(text, str):
+            raise BadPair(f"a turn's content must be a string, got {type(text).__name__}")
+        texts.append(text)
     instruction = texts[0].replace(IMAGE_PLACEHOLDER, "").strip()
     caption = texts[1].strip()
     return (instruction, caption) if caption else None
@@ -83,20 +114,28 @@ def read_single_image_pairs(path: str | Path, caption_of: Callable[[dict, str], 
     Readers of other layouts call this with their own ``caption_of``."""
     path = Path(path)
     stats = stats if stats is not None else PairStats()
-    for where, record in iter_records(path):
-        image = single_image(record, where)
-        if image is None:
-            stats.skip("not_one_image")
+    for where, record in iter_records(path, on_error=stats.bad):
+        try:
+            image = single_image(record, where)
+            if image is None:
+                stats.skip("not_one_image")
+                continue
+            absolute = confined(path.parent, image, where)
+            parsed = caption_of(record, where)
+            if parsed is None:
+                raise BadPair("empty caption", "empty_caption")
+            instruction, caption = parsed
+            if len(caption) > MAX_CAPTION_CHARS:
+                raise BadPair(f"caption of {len(caption)} characters (limit {MAX_CAPTION_CHARS})", "caption_too_long")
+            record_id = record.get("id")
+            if record_id is not None and not isinstance(record_id, (str, int)):
+                raise BadPair(f"id must be a string or a number, got {type(record_id).__name__}")
+        except BadPair as exc:
+            stats.bad(where, str(exc), exc.kind)
             continue
-        absolute = confined(path.parent, image, where)
-        parsed = caption_of(record, where)
-        if parsed is None:
-            stats.skip("no_caption")
-            continue
-        instruction, caption = parsed
         stats.read += 1
-        yield where, ImageCaptionPair(id=str(record.get("id") or pair_id(image, caption)), image=absolute,
-                                      caption=caption, instruction=instruction)
+        yield where, ImageCaptionPair(id=str(record_id if record_id not in (None, "") else pair_id(image, caption)),
+                                      image=absolute, caption=caption, instruction=instruction)
 
 
 def read_conversation_pairs(path: str | Path, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
@@ -148,6 +187,8 @@ def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[...,
     """``(where, pair)`` of a local source file, validated as ``ImageCaptionPair`` records."""
     if not path.is_file():
         raise DataError(f"image-caption pairs file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file: no image-caption pairs in it")
     read = reader_for(format, reader)
     for count, (where, pair) in enumerate(read(path, stats=stats)):
         if limit is not None and count >= limit:
@@ -157,4 +198,5 @@ def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[...,
                 pair = ImageCaptionPair.model_validate(pair)
             except Exception as exc:  # pydantic.ValidationError
                 raise DataError(f"{where}: the {format} reader gave an invalid pair: {exc}") from None
+        pair.where = pair.where or where
         yield where, pair

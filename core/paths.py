@@ -6,17 +6,27 @@ every section with the config file's folder in the validation context, so a rela
 (``model_validate`` without that context, e.g. ``adamllm eval`` flags) values stay as given.
 
 - ``LocalPath``: always a local path (an image root, a prompt file, an output folder).
-- ``PathOrHubId``: a local path if one exists there, else kept as written (a hub id such as
-  ``Qwen/Qwen2-VL-2B-Instruct``, or a path relative to the working directory).
+- ``PathOrHubId``: a local path if one exists there, else a hub id such as
+  ``Qwen/Qwen2-VL-2B-Instruct`` (``OWNER/NAME``, no file suffix), kept as written. Anything else
+  (a path that does not exist) is an error when the config is validated, so ``config validate``
+  does not call a config valid whose data file or model folder is missing.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ValidationInfo
 
 BASE_DIR = "adamllm_base_dir"  # key of the validation context
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_FILE_SUFFIXES = (".json", ".jsonl", ".parquet", ".arrow", ".yaml", ".yml", ".txt", ".csv", ".safetensors",
+                  ".png", ".jpg", ".jpeg")
+
+
+def looks_like_hub_id(value: str) -> bool:
+    return bool(_HUB_ID.match(value)) and not value.lower().endswith(_FILE_SUFFIXES)
 
 
 def base_dir(info: ValidationInfo) -> Path | None:
@@ -46,9 +56,28 @@ def _local(value: Any, info: ValidationInfo) -> Any:
     return resolve_local(value, base_dir(info))
 
 
+def existing_or_hub_id(value: Any, base: Path | None) -> Any:
+    """``resolve_if_exists``, and a ``ValueError`` for a value that is neither (checked only in a
+    config, where ``base`` is the config's folder)."""
+    resolved = resolve_if_exists(value, base)
+    if base is None or value is None or Path(str(resolved)).exists():
+        return resolved
+    # OWNER/NAME is a hub id, unless OWNER is a folder beside the config (then it names a path)
+    if looks_like_hub_id(str(value)) and not (base / str(value).split("/")[0]).is_dir():
+        return resolved
+    raise ValueError(f"no such file or folder: {resolve_local(value, base)} (paths are relative to the "
+                     f"config file), and {value!r} is not a hub id (OWNER/NAME)")
+
+
 def _local_or_hub(value: Any, info: ValidationInfo) -> Any:
+    return existing_or_hub_id(value, base_dir(info))
+
+
+def _local_or_hub_unchecked(value: Any, info: ValidationInfo) -> Any:
     return resolve_if_exists(value, base_dir(info))
 
 
 LocalPath = Annotated[str, AfterValidator(_local)]
 PathOrHubId = Annotated[str, AfterValidator(_local_or_hub)]
+#: As ``PathOrHubId`` without the existence check, for a model that validation checks itself.
+PathOrHubIdUnchecked = Annotated[str, AfterValidator(_local_or_hub_unchecked)]

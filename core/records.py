@@ -21,6 +21,7 @@ class ImageCaptionPair(Record):
     image: str = Field(description="Image path, relative to the source's root.")
     caption: str
     instruction: Optional[str] = Field(None, description="The caption instruction, kept for the caption turn.")
+    where: Optional[str] = Field(None, exclude=True, description="The file and line it was read from (not written out).")
 
 
 class TaskTriplet(Record):
@@ -28,9 +29,9 @@ class TaskTriplet(Record):
 
     id: str
     image: str
-    instruction: str
-    precise: str
-    informative: str
+    instruction: str = Field(min_length=1)
+    precise: str = Field(min_length=1)
+    informative: str = Field(min_length=1)
 
 
 class Verdict(Record):

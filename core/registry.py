@@ -3,6 +3,11 @@
 Every plugin, built-in or not, is found through the entry-point group ``adamllm``. Each entry point
 is loaded on its own: a broken third-party plugin is recorded as failed (one warning line) and the
 rest still load; strict mode turns that into an error. Built-in failures always raise.
+
+Built-ins load first. A third-party plugin never breaks them: one whose entry-point name, or one of
+whose component names, is already taken is marked failed (the error names both plugins and both
+distributions) and contributes nothing; the block and allow lists are applied before any such check,
+so a disabled plugin is never even compared. Two built-ins clashing is a bug and raises.
 """
 from __future__ import annotations
 
@@ -130,25 +135,46 @@ class PluginManager:
 
     # -- loading -------------------------------------------------------------------------
     def load_entrypoints(self) -> None:
-        for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist is not None else "?"
+        def dist_of(ep) -> str:
+            return ep.dist.name if ep.dist is not None else "?"
+
+        # built-ins first, so that a third-party plugin can never take a built-in's name
+        for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: (dist_of(e) != BUILTIN_DISTRIBUTION, e.name)):
+            dist = dist_of(ep)
             version = ep.dist.version if ep.dist is not None else "?"
             builtin = dist == BUILTIN_DISTRIBUTION
             info = PluginInfo(ep.name, dist, version, builtin=builtin, module=ep.value)
-            if ep.name in self.plugins:
-                raise PluginError(
-                    f"two plugins are named {ep.name!r}: {self.plugins[ep.name].distribution} and {dist}"
-                )
-            self.plugins[ep.name] = info
+            key = self._key(ep.name, dist)
+            self.plugins[key] = info
             if self._is_disabled(info):
                 info.status = "disabled"
+                continue
+            clash = next((other for other in self.plugins.values()
+                          if other is not info and other.name == ep.name and other.status == "active"), None)
+            if clash is not None:
+                exc = PluginError(
+                    f"two plugins are named {ep.name!r}: plugin {clash.name!r} (distribution {clash.distribution} "
+                    f"{clash.version}) and plugin {ep.name!r} (distribution {dist} {version})"
+                )
+                if clash.builtin and builtin:
+                    raise exc
+                self._fail(info, exc)
                 continue
             try:
                 module = ep.load()
             except Exception as exc:  # noqa: BLE001 - isolation is the point
                 self._fail(info, exc)
                 continue
-            self._register(module, info)
+            self._register(module, info, key)
+
+    def _key(self, name: str, distribution: str) -> str:
+        """The plugin's key in ``plugins`` (and its pluggy name): its name, made unique when two
+        distributions use the same one."""
+        key, n = name, 1
+        while key in self.plugins:
+            n += 1
+            key = f"{name} ({distribution})" if n == 2 else f"{name} ({distribution} #{n})"
+        return key
 
     def _is_disabled(self, info: PluginInfo) -> bool:
         if info.name in self.block or info.distribution in self.block:
@@ -161,17 +187,19 @@ class PluginManager:
         info.status, info.error = "failed", _describe(exc)
         info.traceback = "".join(traceback.format_exception(exc))
         if info.builtin or self.strict:
-            raise PluginError(
+            error = type(exc) if isinstance(exc, PluginError) else PluginError
+            raise error(
                 f"plugin {info.name!r} ({info.distribution} {info.version}) failed to load: {info.error}"
             ) from exc
+        shared = sum(other.name == info.name for other in self.plugins.values()) > 1
         self._warn(
             f"plugin {info.name!r} ({info.distribution} {info.version}) failed to load: {info.error} "
-            f"(skip it with {ENV_DISABLE}={info.name}; -v shows the traceback)"
+            f"(skip it with {ENV_DISABLE}={info.distribution if shared else info.name}; -v shows the traceback)"
         )
 
-    def _register(self, plugin: ModuleType | object, info: PluginInfo) -> None:
+    def _register(self, plugin: ModuleType | object, info: PluginInfo, key: str | None = None) -> None:
         try:
-            self.pm.register(plugin, name=info.name)
+            self.pm.register(plugin, name=key or info.name)
             self.pm.check_pending()
         except Exception as exc:  # noqa: BLE001
             if self.pm.is_registered(plugin):
@@ -211,6 +239,15 @@ class PluginManager:
         return self._registries
 
     def _collect(self) -> dict[str, dict[str, Registered]]:
+        """Every active plugin's components. A third-party plugin that fails here (its hook raises,
+        returns the wrong records, or reuses a taken name) is marked failed and the collection
+        starts over without it, so a failed plugin contributes nothing."""
+        while True:
+            registries = self._collect_once()
+            if registries is not None:
+                return registries
+
+    def _collect_once(self) -> dict[str, dict[str, Registered]] | None:
         registries: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
         for info in self.plugins.values():
             info.components = {}
@@ -231,15 +268,21 @@ class PluginManager:
                             )
                 except Exception as exc:  # noqa: BLE001
                     self._fail(info, exc)
-                    continue
+                    return None
                 for spec in specs:
                     previous = registries[kind].get(spec.name)
                     if previous is not None:
-                        raise DuplicateComponentError(
+                        exc = DuplicateComponentError(
                             f"{kind} {spec.name!r} is registered twice: by plugin "
                             f"{previous.plugin.name!r} (distribution {previous.plugin.distribution}) "
                             f"and by plugin {info.name!r} (distribution {info.distribution})"
                         )
+                        # the later third-party plugin gives way (a built-in always wins)
+                        loser = info if not info.builtin else previous.plugin
+                        if loser.builtin:
+                            raise exc
+                        self._fail(loser, exc)
+                        return None
                     registries[kind][spec.name] = Registered(spec, info)
                     info.components.setdefault(kind, []).append(spec.name)
                     if kind == "domain":

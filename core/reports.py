@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from .io import DataError, temp_path
+
 REPORT_FILE = "report.json"
 
 
@@ -31,7 +33,13 @@ def load_runs(paths: Sequence[str | os.PathLike]) -> list[tuple[str, dict]]:
     for path in paths:
         file = find_report(path)
         folder = file.parent.parent if file.parent.name == "evaluate" else file.parent
-        runs.append((folder.name or str(folder), json.loads(file.read_text(encoding="utf-8"))))
+        try:
+            report = json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{file}:{exc.lineno}: not a valid report ({exc.msg})") from None
+        if not isinstance(report, dict):
+            raise DataError(f"{file}: not a report (expected a JSON object)")
+        runs.append((folder.name or str(folder), report))
     labels = [label for label, _ in runs]
     return [(label if labels.count(label) == 1 else f"{label} ({i + 1})", report)
             for i, (label, report) in enumerate(runs)]
@@ -151,9 +159,19 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / REPORT_FILE, "md": out / "report.md", "png": out / "report.png"}
-    tmp = paths["json"].with_name(REPORT_FILE + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, paths["json"])
-    paths["md"].write_text(markdown(report), encoding="utf-8")
-    plot([(out.name or "run", report)], paths["png"])
+    # each file is written under a name of its own (pid + random suffix) and renamed into place,
+    # so two processes writing the same folder never mix their bytes
+    writers = {
+        "json": lambda tmp: tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str),
+                                           encoding="utf-8"),
+        "md": lambda tmp: tmp.write_text(markdown(report), encoding="utf-8"),
+        "png": lambda tmp: plot([(out.name or "run", report)], tmp),
+    }
+    for key, write in writers.items():
+        tmp = temp_path(paths[key])
+        try:
+            write(tmp)
+            os.replace(tmp, paths[key])
+        finally:
+            tmp.unlink(missing_ok=True)
     return paths

@@ -62,9 +62,13 @@ class StageContext:
 
     def input_path(self, previous_stage: str | None = None) -> Path:
         """The config's ``data.<this stage>`` if given, else the previous stage's output."""
+        from .paths import looks_like_hub_id
+
         previous_stage = previous_stage or self.stage.inputs[0]
         override = self.config.data.get(self.name) if previous_stage == self.stage.inputs[0] else None
         path = Path(override) if override else self.output_path(previous_stage)
+        if override and not path.exists() and looks_like_hub_id(override):
+            return path  # a hub dataset id (data.train: AdaptLLM/biomed-visual-instructions, say)
         if not path.exists():
             hint = f"set data.{self.name} in the config" if not override else "check data." + self.name
             raise StageError(
@@ -161,6 +165,12 @@ class StageContext:
             return []  # not downloaded just to fingerprint; the stage downloads it
         base = self.config.source.parent if self.config.source else None
         return [(locate(source.location, base), source.format, source.reader)]
+
+    def pair_images_root(self) -> Path | None:
+        """The folder the domain's pair images must lie in (that of its pairs file), or None when
+        the run has no pairs source; a composed mix's images are confined to it."""
+        sources = self._pair_sources(required=False)
+        return sources[0][0].parent if sources else None
 
     def pairs(self, stats: Any = None) -> Iterator[Any]:
         """The domain's image-caption pairs (``data.synthesize``, else the domain's declared source

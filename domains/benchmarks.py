@@ -9,8 +9,9 @@ adamllm's defaults; the reference code's budgets are in docs/method.md §9). Sco
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +50,14 @@ class LayoutBenchmarkConfig(BaseModel):
     batch_size: Optional[int] = Field(None, ge=1, description="Generation batch size (default: the runner's).")
 
 
+@dataclass
+class LayoutSample(Sample):
+    """A sample with the place of its record (``file:line`` or ``... row N``), for the messages and
+    the ``rejected.jsonl`` entries that name it (an image that cannot be read, say)."""
+
+    where: Optional[str] = None
+
+
 class LayoutBenchmark:
     """A benchmark in the public layout; subclasses set the class attributes."""
 
@@ -81,28 +90,63 @@ class LayoutBenchmark:
             out["prompt_suffix"] = self.config.prompt_suffix
         return out
 
-    def samples(self) -> list[Sample]:
-        """The records as samples; every label is checked to be scoreable before any generation."""
+    def _source_name(self) -> str:
+        if is_local(self.source):
+            return str(Path(self.source).expanduser())
+        return f"{self.source} [{self.config.config_name or self.hub_config}/{self.config.split}]"
+
+    def samples(self, quarantine: Any = None) -> list[Sample]:
+        """The records as samples; every record is checked before any generation: it reads (valid
+        JSON, the fields, an image reference that can be used), its prompt is text, its id is new,
+        and its label is what the scorer reads (``adamllm.domains.scoring``). A bad record goes to
+        ``quarantine.reject`` (``adamllm.quarantine.Quarantine``: under ``skip`` set aside in its
+        ``rejected.jsonl`` and counted, under ``error`` a ``DataError`` naming it); without a
+        quarantine it raises ``DataError`` naming its file and line (or row). A source without
+        any record, or whose every record was rejected, is a ``DataError`` naming the source."""
         judge = self.get_scorer()
         samples: list[Sample] = []
         seen: dict[str, str] = {}
+        rejected = 0
+
+        def bad(where: str, reason: str, kind: str = "bad_record", record_id: str | None = None) -> None:
+            nonlocal rejected
+            if quarantine is None:
+                raise DataError(f"{where}: {reason}")
+            rejected += 1
+            quarantine.reject(where, reason, kind=kind, record_id=record_id)
+
         for record in read_layout(self.source, config_name=self.config.config_name or self.hub_config,
                                   split=self.config.split, limit=self.config.limit,
                                   required=("image", "input", "label", *self.extra_fields),
-                                  revision=self.config.revision):
+                                  revision=self.config.revision, on_error=bad):
             data = record.data
             sample_id = str(data["id"]) if data.get("id") is not None else str(record.index)
             if sample_id in seen:
-                raise DataError(f"{record.where}: duplicate id {sample_id!r} (first at {seen[sample_id]})")
-            seen[sample_id] = record.where
-            sample = Sample(id=sample_id, prompt=str(data["input"]) + self.config.prompt_suffix,
-                            label=self.label(data["label"]), image=record.image,
-                            fields=self.fields(data, record.where))
+                bad(record.where, f"duplicate id {sample_id!r} (first at {seen[sample_id]})", "duplicate_id",
+                    sample_id)
+                continue
+            if not isinstance(data["input"], str) or not data["input"].strip():
+                bad(record.where, f"input (the prompt) must be a non-empty string, got {data['input']!r:.60}",
+                    record_id=sample_id)
+                continue
             try:
+                sample = LayoutSample(id=sample_id, prompt=data["input"] + self.config.prompt_suffix,
+                                      label=self.label(data["label"]), image=record.image,
+                                      fields=self.fields(data, record.where), where=record.where)
                 judge.score_sample(sample.record(""), record.index)
             except (KeyError, ValueError) as exc:
-                raise DataError(f"{record.where}: {exc}") from None
+                reason = str(exc)
+                reason = reason[len(record.where) + 2:] if reason.startswith(f"{record.where}: ") else reason
+                bad(record.where, reason, "bad_label", sample_id)
+                continue
+            seen[sample_id] = record.where
             samples.append(sample)
+        if not samples:
+            if rejected:
+                raise DataError(f"{self._source_name()}: every record was rejected ({rejected}; see "
+                                f"{getattr(quarantine, 'path', None) or 'rejected.jsonl'}): benchmark {self.name!r} "
+                                f"has no sample left")
+            raise DataError(f"{self._source_name()}: no records: benchmark {self.name!r} has no samples")
         return samples
 
     def label(self, value):
@@ -121,13 +165,10 @@ class _VQABenchmark(LayoutBenchmark):
     extra_fields = ("answer_type",)
     prediction_fields = ("prediction", "label", "answer_type")
 
-    def label(self, value):
-        return str(value)
-
     def fields(self, data: dict, where: str) -> dict:
         kind = str(data["answer_type"]).strip().upper()
         if kind not in ("OPEN", "CLOSED"):
-            raise DataError(f"{where}: answer_type must be OPEN or CLOSED, got {data['answer_type']!r}")
+            raise DataError(f"answer_type must be OPEN or CLOSED, got {data['answer_type']!r}")
         return {"answer_type": kind}
 
 
@@ -163,7 +204,7 @@ class PMCVQABenchmark(LayoutBenchmark):
     prediction_fields = ("prediction", "label", *PMC_LETTERS)
 
     def label(self, value):
-        return str(value).strip()
+        return value.strip() if isinstance(value, str) else value  # the scorer names any other type
 
     def fields(self, data: dict, where: str) -> dict:
         return {letter: str(data[letter]) for letter in PMC_LETTERS}
@@ -180,9 +221,6 @@ class Recipe1MBenchmark(_FoodBenchmark):
     name = "recipe1m"
     hub_config = "Recipe1M"
     default_max_new_tokens = RECIPE_ANSWER
-
-    def label(self, value):
-        return str(value)
 
 
 class Nutrition5KBenchmark(_FoodBenchmark):
@@ -205,7 +243,9 @@ class Food101Benchmark(_FoodBenchmark):
         classes = food101_classes()
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(classes):
             return classes[value]
-        name = str(value).strip().replace("_", " ").lower()
+        if not isinstance(value, str):
+            return value
+        name = value.strip().replace("_", " ").lower()
         return name if name in classes else value
 
 

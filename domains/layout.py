@@ -14,15 +14,19 @@ hold one record per question: ``image``, ``input`` (the prompt), ``label``, plus
 
 Images are not decoded here: a record's ``image`` becomes an absolute path or the encoded bytes
 (see ``adamllm.benchmark.open_image``), so a 25 000-image benchmark does not sit decoded in memory.
-A bad record raises ``DataError`` naming the file and line (JSONL, counted from 1) or row (parquet
-and arrow, counted from 0 like dataset indexes).
+Hub records must embed their images (bytes): a hub record naming a path on this machine is refused.
+A bad record (a line that is not a JSON object, a missing field, an image reference that cannot be
+used) raises ``DataError`` naming the file and line (JSONL, counted from 1) or row (parquet and
+arrow, counted from 0 like dataset indexes); with ``on_error`` it is handed to
+``on_error(where, reason)`` instead (a ``Quarantine``'s ``reject`` fits) and skipped, still taking
+its place in the count of records (``index``, ``limit``), so the default ids of the others do not move.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from adamllm.io import DataError, PathEscapeError, iter_records, resolve_under
 
@@ -58,8 +62,16 @@ def read_layout(
     limit: int | None = None,
     required: tuple[str, ...] = REQUIRED_FIELDS,
     revision: str | None = None,
+    on_error: Callable[[str, str], None] | None = None,
 ) -> Iterator[LayoutRecord]:
-    """Yield the records of ``source`` (a local folder or file, else a hub dataset id)."""
+    """Yield the records of ``source`` (a local folder or file, else a hub dataset id); a bad
+    record raises ``DataError`` naming it, or with ``on_error`` is handed to it and skipped."""
+
+    def bad(where: str, reason: str) -> None:
+        if on_error is None:
+            raise DataError(f"{where}: {reason}")
+        on_error(where, reason)
+
     if is_local(source):
         rows = _local_rows(Path(source).expanduser())
     elif looks_like_hub_id(str(source)):
@@ -69,10 +81,30 @@ def read_layout(
     for index, (where, root, data) in enumerate(rows):
         if limit is not None and index >= limit:
             break
+        if isinstance(data, _Unreadable):
+            bad(where, data.reason)
+            continue
         missing = [name for name in required if data.get(name) is None]
         if missing:
-            raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
-        yield LayoutRecord(where, index, data, _image(data.get("image"), root, where))
+            bad(where, f"missing field(s) {', '.join(missing)}")
+            continue
+        try:
+            image = _image(data.get("image"), root)
+        except _BadImageRef as exc:
+            bad(where, str(exc))
+            continue
+        yield LayoutRecord(where, index, data, image)
+
+
+class _Unreadable:
+    """A line ``iter_records`` could not read (invalid JSON, not an object): a bad record in its place."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _BadImageRef(ValueError):
+    """A record's ``image`` that cannot be used (the reason, without the record's place)."""
 
 
 # -- local folders -------------------------------------------------------------------------
@@ -86,8 +118,14 @@ def _local_rows(path: Path) -> Iterator[tuple[str, Path | None, dict]]:
         raise DataError(f"{path}: no *.jsonl or *.parquet files (nor a datasets save_to_disk folder) in it")
     for file in files:
         if file.suffix == ".jsonl":
-            for where, record in iter_records(file):
+            unreadable: list[tuple[str, str]] = []
+            for where, record in iter_records(file, on_error=lambda w, m: unreadable.append((w, m))):
+                while unreadable:  # the lines before this one that could not be read, in order
+                    bad_where, reason = unreadable.pop(0)
+                    yield bad_where, root, _Unreadable(reason)
                 yield where, root, record
+            for bad_where, reason in unreadable:
+                yield bad_where, root, _Unreadable(reason)
         elif file.suffix == ".parquet":
             yield from _parquet_rows(file, root)
         else:
@@ -142,33 +180,34 @@ def _dataset_rows(dataset, name: str, root: Path | None) -> Iterator[tuple[str, 
 
 
 # -- images --------------------------------------------------------------------------------
-def _image(value: Any, root: Path | None, where: str) -> Any:
+def _image(value: Any, root: Path | None) -> Any:
+    """A record's image as a path under ``root`` or encoded bytes; ``root`` None (a hub record):
+    bytes only, since a hub record naming a path would read any file of this machine."""
     if isinstance(value, list):
         if len(value) != 1:
-            raise DataError(f"{where}: expected one image, got {len(value)}")
+            raise _BadImageRef(f"expected one image, got {len(value)}")
         value = value[0]
     if isinstance(value, dict):
         if value.get("bytes"):
             return bytes(value["bytes"])
         value = value.get("path")
         if not value:
-            raise DataError(f"{where}: image has neither bytes nor a path")
+            raise _BadImageRef("image has neither bytes nor a path")
     if isinstance(value, (bytes, bytearray, memoryview)):
+        if not value:
+            raise _BadImageRef("image bytes are empty (0 bytes)")
         return bytes(value)
     if not isinstance(value, str):
         # a decoded PIL image (a dataset loaded elsewhere); keep it as is
         if hasattr(value, "convert"):
             return value
-        raise DataError(f"{where}: image must be a path or image bytes, got {type(value).__name__}")
+        raise _BadImageRef(f"image must be a path or image bytes, got {type(value).__name__}")
     if root is None:
-        path = Path(value)
-        if not path.is_absolute() or not path.exists():
-            raise DataError(f"{where}: image {value!r} has no bytes and is not an existing absolute path")
-        return str(path)
+        raise _BadImageRef(f"image {value!r} is a path, but hub records must embed the image bytes")
     try:
         path = resolve_under(root, value)
     except PathEscapeError as exc:
-        raise DataError(f"{where}: {exc}") from None
+        raise _BadImageRef(str(exc)) from None
     if not path.is_file():
-        raise DataError(f"{where}: image {value!r} not found under {root}")
+        raise _BadImageRef(f"image {value!r} not found under {root}")
     return str(path)

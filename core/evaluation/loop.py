@@ -1,6 +1,17 @@
-"""The runner: generate each benchmark's unfinished samples in batches, then merge, rescore, report."""
+"""The runner: generate each benchmark's unfinished samples in batches, then merge, rescore, report.
+
+Bad input follows the one policy of ``adamllm.quarantine`` (``on_bad_record``): a sample that
+cannot be used (a record its benchmark rejects while loading, a label its scorer cannot read, an
+image that cannot be decoded) is set aside in ``OUT/<benchmark>/rejected.jsonl`` and left out of
+the scores (``n_rejected`` in the report) under ``skip``, or stops the run naming it under
+``error``. rejected.jsonl is rebuilt on every run (set-aside samples have no prediction, so a rerun
+tries them again). A benchmark without a sample to score, a model that does not load and a
+benchmark whose every sample the backbone refused are errors (``EvaluationError``), not a report
+of zeros.
+"""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -8,13 +19,15 @@ from typing import Any, Sequence
 
 from .. import __version__
 from ..benchmark import Benchmark, open_image
-from ..io import completed_ids
+from ..io import DataError, completed_ids, iter_records
+from ..quarantine import REJECTED, Quarantine
 from .distributed import process_state
 from .predictions import PREDICTIONS, _claim, _prediction_files, merge_predictions, model_fingerprint
 from .report import _now, _summary, domain_averages
 from .task import EvalTask, EvaluationError
 
 DEFAULT_BATCH_SIZE = 8
+ON_BAD_RECORD = ("skip", "error")
 
 
 def evaluate(
@@ -29,6 +42,7 @@ def evaluate(
     model_name: str = "",
     max_new_tokens: int | None = None,
     restart_stale: bool = False,
+    on_bad_record: str = "skip",
     progress: bool = True,
 ) -> dict:
     """Evaluate ``adapter`` on ``benchmarks``; returns the report (also written under ``out_dir``).
@@ -36,10 +50,18 @@ def evaluate(
     ``scorer`` None: each benchmark's own default (``legacy`` for the built-ins, or the scorer its
     config names); a benchmark that does not know the requested name decides (it may raise).
     ``batch_size`` None: the benchmark's ``batch_size`` attribute if it has one, else 8.
+    ``on_bad_record``: ``skip`` (set bad samples aside in ``OUT/<benchmark>/rejected.jsonl``) or
+    ``error`` (stop at the first, naming it). A benchmark whose ``samples`` takes a ``quarantine``
+    keyword gets the benchmark's ``Quarantine`` and sets its bad records aside itself.
+    Raises ``EvaluationError`` (or ``DataError``) for a model that cannot be loaded, a benchmark
+    with no sample left, and a benchmark whose every sample the backbone refused (after writing
+    its predictions).
     """
     from ..backbone import GenerationSettings
     from ..reports import write_report
 
+    if on_bad_record not in ON_BAD_RECORD:
+        raise ValueError(f"on_bad_record must be one of {', '.join(ON_BAD_RECORD)}, got {on_bad_record!r}")
     state = process_state()
     out = Path(out_dir)
     tasks = [b if isinstance(b, EvalTask) else EvalTask(b, getattr(b, "domain", None) or None) for b in benchmarks]
@@ -50,31 +72,50 @@ def evaluate(
     results: dict[str, dict] = {}
     for task in tasks:
         bench = task.benchmark
-        samples = list(bench.samples())
-        if limit is not None:
-            samples = samples[:limit]
-        _check_unique_ids(task.name, samples)
-        judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
-        settings = GenerationSettings(max_new_tokens=max_new_tokens or bench.max_new_tokens, do_sample=False)
-        size = batch_size or getattr(bench, "batch_size", None) or DEFAULT_BATCH_SIZE
-        describe = bench.describe() if hasattr(bench, "describe") else {}
         bench_dir = out / task.name
-        signature = {"benchmark": task.name, "model": model_name, "model_fingerprint": fingerprint,
-                     "generation": settings.model_dump(), "data": describe}
-        _claim(bench_dir, signature, restart_stale, state)
+        describe = bench.describe() if hasattr(bench, "describe") else {}
+        quarantine = _fresh_quarantine(bench_dir, on_bad_record, state)
+        try:
+            samples = _load_samples(bench, quarantine)
+            if limit is not None:
+                samples = samples[:limit]
+            _check_unique_ids(task.name, samples)
+            judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
+            samples = _scoreable(task.name, samples, judge, quarantine)
+            if not samples:
+                raise EvaluationError(_no_samples(task.name, describe, quarantine))
+            settings = GenerationSettings(max_new_tokens=max_new_tokens or bench.max_new_tokens, do_sample=False)
+            size = batch_size or getattr(bench, "batch_size", None) or DEFAULT_BATCH_SIZE
+            signature = {"benchmark": task.name, "model": model_name, "model_fingerprint": fingerprint,
+                         "generation": settings.model_dump(), "data": describe}
+            _claim(bench_dir, signature, restart_stale, state)
 
-        done = set().union(*(completed_ids(p) for p in _prediction_files(bench_dir)))
-        pending = [(i, s) for i, s in enumerate(samples) if s.id not in done]
-        state.wait_for_everyone()  # all processes split the same list: nobody writes before all have read
-        target = bench_dir / (PREDICTIONS if state.num_processes == 1 else f"predictions.rank{state.process_index}.jsonl")
-        with state.split_between_processes(pending) as mine:
-            _generate_share(adapter, task.name, mine, judge, settings, size, target,
-                            progress and state.is_main_process)
-        state.wait_for_everyone()
-        if state.is_main_process:
-            records = merge_predictions(bench_dir, samples, judge)
-            results[task.name] = _summary(task, judge, settings, size, samples, records, describe)
-        state.wait_for_everyone()
+            done = set().union(*(completed_ids(p) for p in _prediction_files(bench_dir)))
+            pending = [(i, s) for i, s in enumerate(samples) if s.id not in done]
+            state.wait_for_everyone()  # all processes split the same list: nobody writes before all have read
+            single = state.num_processes == 1
+            target = bench_dir / (PREDICTIONS if single else f"predictions.rank{state.process_index}.jsonl")
+            shard_quarantine = quarantine if state.is_main_process else Quarantine(
+                bench_dir / f"rejected.rank{state.process_index}.jsonl", on_bad_record)
+            with state.split_between_processes(pending) as mine:
+                _generate_share(adapter, task.name, mine, judge, settings, size, target,
+                                progress and state.is_main_process, shard_quarantine, model_name)
+            shard_quarantine.close()
+            state.wait_for_everyone()
+            if state.is_main_process:
+                quarantine.close()
+                rejected = _merge_rejected(bench_dir)
+                left_out = {str(e.get("id")) for e in rejected if e.get("kind") == "bad_image"}
+                scored = [s for s in samples if s.id not in left_out]
+                records = merge_predictions(bench_dir, scored, judge)
+                results[task.name] = _summary(task, judge, settings, size, scored, records, describe,
+                                              n_rejected=len(rejected))
+            state.wait_for_everyone()
+            failure = _failure(task.name, bench_dir, [s.id for s in samples], describe)
+            if failure:
+                raise EvaluationError(failure)
+        finally:
+            quarantine.close()
 
     report_path = out / "report.json"
     if state.is_main_process:
@@ -86,6 +127,7 @@ def evaluate(
             "backbone": getattr(adapter, "family", type(adapter).__name__),
             "seed": seed,
             "num_processes": state.num_processes,
+            "on_bad_record": on_bad_record,
             "benchmarks": results,
             "averages": domain_averages(results),
         }
@@ -94,50 +136,195 @@ def evaluate(
     return json.loads(report_path.read_text(encoding="utf-8"))
 
 
+# -- bad records ---------------------------------------------------------------------------
+def _fresh_quarantine(bench_dir: Path, policy: str, state) -> Quarantine:
+    """The benchmark's quarantine for this run: rejected.jsonl is rebuilt by every run (its samples
+    have no prediction, so they are tried again); only the main process writes it."""
+    if not state.is_main_process:
+        return Quarantine(None, policy)  # the same records are rejected on every process: counted once
+    for path in [bench_dir / REJECTED, *bench_dir.glob("rejected.rank*.jsonl")]:
+        path.unlink(missing_ok=True)
+    return Quarantine(bench_dir / REJECTED, policy)
+
+
+def _load_samples(bench, quarantine: Quarantine) -> list:
+    try:
+        takes_quarantine = "quarantine" in inspect.signature(bench.samples).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, say)
+        takes_quarantine = False
+    return list(bench.samples(quarantine=quarantine) if takes_quarantine else bench.samples())
+
+
+def _where(name: str, sample) -> str:
+    """Where a sample came from: its record's file:line (or row) when its benchmark says, else its id."""
+    return getattr(sample, "where", None) or f"{name} sample {sample.id!r}"
+
+
+def _scoreable(name: str, samples: list, judge, quarantine: Quarantine) -> list:
+    """The samples whose label the scorer reads (checked with an empty answer, before any
+    generation); the others are bad records."""
+    kept = []
+    for index, sample in enumerate(samples):
+        try:
+            judge.score_sample(sample.record(""), index)
+        except (KeyError, ValueError) as exc:
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            quarantine.reject(_where(name, sample), reason, kind="bad_label", record_id=sample.id)
+            continue
+        kept.append(sample)
+    return kept
+
+
+def _no_samples(name: str, describe: dict, quarantine: Quarantine) -> str:
+    source = f" (source {describe['source']})" if describe.get("source") else ""
+    if quarantine.total:
+        where = f"; see {quarantine.path}" if quarantine.path else ""
+        return f"benchmark {name!r}{source}: every sample was rejected ({quarantine.total}{where})"
+    return f"benchmark {name!r}{source} has no samples"
+
+
+def _read_rejected(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [entry for _, entry in iter_records(path, tolerant=True) if "where" in entry]
+
+
+def _merge_rejected(bench_dir: Path) -> list[dict]:
+    """Fold the other processes' rejected.rank<N>.jsonl into rejected.jsonl; its entries."""
+    main = bench_dir / REJECTED
+    entries = _read_rejected(main)
+    shards = sorted(bench_dir.glob("rejected.rank*.jsonl"))
+    if shards:
+        seen = {(e["where"], e.get("reason")) for e in entries}
+        for shard in shards:
+            for entry in _read_rejected(shard):
+                if (entry["where"], entry.get("reason")) not in seen:
+                    seen.add((entry["where"], entry.get("reason")))
+                    entries.append(entry)
+        from ..io import write_jsonl
+
+        write_jsonl(main, entries)
+        for shard in shards:
+            shard.unlink()
+    return entries
+
+
+def _failure(name: str, bench_dir: Path, sample_ids: list[str], describe: dict) -> str | None:
+    """Why this benchmark's evaluation did not do its work (read from its files, so that every
+    process raises alike), or None: no sample left after the images set aside, or the backbone
+    refused every sample."""
+    rejected = _read_rejected(bench_dir / REJECTED)
+    left_out = {str(e.get("id")) for e in rejected if e.get("kind") == "bad_image"}
+    scored = [i for i in sample_ids if i not in left_out]
+    if not scored:
+        source = f" (source {describe['source']})" if describe.get("source") else ""
+        return (f"benchmark {name!r}{source}: every sample was rejected ({len(rejected)}; see "
+                f"{bench_dir / REJECTED})")
+    by_id = {str(r.get("id")): r for _, r in iter_records(bench_dir / PREDICTIONS, tolerant=True)} \
+        if (bench_dir / PREDICTIONS).exists() else {}
+    errors = [(i, by_id.get(i, {}).get("error")) for i in scored]
+    if all(error for _, error in errors):
+        first_id, first = errors[0]
+        return (f"benchmark {name!r}: the backbone refused all {len(scored)} samples, the first "
+                f"({first_id!r}) with {' '.join(str(first).split())} (predictions in {bench_dir / PREDICTIONS}; "
+                f"fix the cause and rerun with --force)")
+    return None
+
+
+# -- generation ----------------------------------------------------------------------------
+def load_model(adapter, model_name: str = "") -> None:
+    """Load the adapter's model and processor now (adapters load them lazily), so that a checkpoint
+    that cannot be loaded (a missing folder, another family's checkpoint) is one ``EvaluationError``
+    and not a refusal of every sample. Adapters without these attributes are left alone."""
+    for attribute in ("model", "processor"):
+        try:
+            getattr(adapter, attribute, None)
+        except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
+            from ..errors import friendly
+
+            family = getattr(adapter, "family", type(adapter).__name__)
+            what = f"model {model_name!r}" if model_name else "the model"
+            if model_name.startswith((".", "/", "~")) and not Path(model_name).expanduser().exists():
+                detail = f"no such folder {model_name}"
+            else:
+                detail = " ".join((friendly(exc) or str(exc)).split()) or type(exc).__name__
+            raise EvaluationError(f"cannot load {what} with backbone {family!r}: {detail}") from exc
+
+
 def _generate_share(adapter, name: str, share: list, judge, settings, batch_size: int, target: Path,
-                    show_progress: bool) -> None:
+                    show_progress: bool, quarantine: Quarantine | None = None, model_name: str = "") -> None:
     from tqdm.auto import tqdm
 
     from ..io import JsonlAppender
 
     if not share:
         return
+    load_model(adapter, model_name)  # outside the per-sample handling: a load error stops the run
     with JsonlAppender(target) as writer, tqdm(total=len(share), desc=name, unit="sample",
                                                disable=not show_progress, leave=False) as bar:
         for start in range(0, len(share), batch_size):
             batch = share[start:start + batch_size]
-            predictions, errors = generate_batch(adapter, [s for _, s in batch], settings)
+            predictions, errors = generate_batch(adapter, [s for _, s in batch], settings, quarantine, name)
             for (index, sample), prediction, error in zip(batch, predictions, errors):
-                writer.write(prediction_record(name, sample, prediction, judge, index, error))
+                if prediction is not None:  # None: set aside (its image cannot be read)
+                    writer.write(prediction_record(name, sample, prediction, judge, index, error))
             bar.update(len(batch))
 
 
-def generate_batch(adapter, samples: list, settings) -> tuple[list[str], list[str | None]]:
-    """Answers for ``samples`` in one batch; a sample the backbone refuses (too long, bad image:
-    a ``ValueError``) gets an empty answer and its error, the rest of the batch still runs."""
+def generate_batch(adapter, samples: list, settings, quarantine: Quarantine | None = None,
+                   benchmark: str = "") -> tuple[list[str | None], list[str | None]]:
+    """Answers for ``samples`` in one batch, and per sample its error (None: none).
+
+    A sample whose image cannot be read (``open_image`` raises ``ValueError``/``OSError``: a corrupt,
+    truncated or empty file, a decompression bomb) is a bad record: it goes to ``quarantine``
+    (kind ``bad_image``; under ``on_bad_record: error`` that raises ``DataError`` naming the record;
+    without a quarantine it raises ``DataError``) and its answer is None: it is not generated. A
+    sample the backbone refuses (too long: a ``ValueError``) gets an empty answer and its error;
+    the rest of the batch still runs."""
     from ..backbone import IMAGE_PLACEHOLDER
 
-    conversations, images = [], []
-    for sample in samples:
+    predictions: list[str | None] = [None] * len(samples)
+    errors: list[str | None] = [None] * len(samples)
+    keep, conversations, images = [], [], []
+    for position, sample in enumerate(samples):
+        try:
+            opened = [open_image(sample.image)] if sample.image is not None else []
+        except (ValueError, OSError) as exc:
+            reason = "unreadable image: " + (" ".join(str(exc).split()) or type(exc).__name__)
+            where = _where(benchmark or "benchmark", sample)
+            if quarantine is None:
+                raise DataError(f"{where}: {reason}") from None
+            quarantine.reject(where, reason, kind="bad_image", record_id=sample.id)
+            continue
         prompt = sample.prompt
         if sample.image is not None and IMAGE_PLACEHOLDER not in prompt:
             prompt = IMAGE_PLACEHOLDER + prompt
+        keep.append(position)
         conversations.append([{"role": "user", "content": prompt}])
-        images.append([open_image(sample.image)] if sample.image is not None else [])
+        images.append(opened)
+    if keep:
+        answers, refusals = _answer(adapter, conversations, images, settings)
+        for position, answer, refusal in zip(keep, answers, refusals):
+            predictions[position], errors[position] = answer, refusal
+    return predictions, errors
+
+
+def _answer(adapter, conversations: list, images: list, settings) -> tuple[list[str], list[str | None]]:
+    """The backbone's answers; on a ``ValueError`` each sample alone, so one refusal costs one sample."""
     try:
         answers = adapter.generate(conversations, images, settings)
     except ValueError as exc:
-        if len(samples) == 1:
+        if len(conversations) == 1:
             return [""], [f"{type(exc).__name__}: {exc}"]
         predictions, errors = [], []
-        for sample in samples:
-            answer, error = generate_batch(adapter, [sample], settings)
+        for conversation, image in zip(conversations, images):
+            answer, error = _answer(adapter, [conversation], [image], settings)
             predictions += answer
             errors += error
         return predictions, errors
-    if len(answers) != len(samples):
-        raise EvaluationError(f"the backbone returned {len(answers)} answers for {len(samples)} prompts")
-    return [str(a) for a in answers], [None] * len(samples)
+    if len(answers) != len(conversations):
+        raise EvaluationError(f"the backbone returned {len(answers)} answers for {len(conversations)} prompts")
+    return [str(a) for a in answers], [None] * len(conversations)
 
 
 def prediction_record(benchmark: str, sample, prediction: str, judge, index: int, error: str | None = None) -> dict:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..io import DataError, iter_records, write_jsonl
+from ..io import DataError, iter_records, temp_path, write_jsonl
 from .distributed import process_state
 from .task import EvaluationError
 
@@ -62,7 +62,7 @@ def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state) -> None
             for path in _prediction_files(bench_dir):
                 path.unlink(missing_ok=True)
         bench_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_file.with_name(RUN_FILE + ".tmp")
+        tmp = temp_path(run_file)
         tmp.write_text(json.dumps(signature, indent=2, default=str), encoding="utf-8")
         os.replace(tmp, run_file)
     state.wait_for_everyone()

@@ -8,8 +8,11 @@ from .task import EvalTask
 
 
 def _summary(task: EvalTask, judge, settings, batch_size: int, samples: list, records: list[dict],
-             describe: dict) -> dict:
+             describe: dict, n_rejected: int = 0) -> dict:
+    """``n_samples``: the samples scored; ``n_errors``: those the backbone refused (scored as empty
+    answers); ``n_rejected``: the bad records set aside in ``rejected.jsonl``, not scored."""
     from ..benchmark import SampleScore
+    from ..quarantine import REJECTED
 
     aggregate = judge.aggregate([SampleScore(r["metric"], r["score"]) for r in records])
     return {
@@ -20,6 +23,8 @@ def _summary(task: EvalTask, judge, settings, batch_size: int, samples: list, re
         "counts": {m: aggregate[f"n_{m}"] for m in judge.metrics if f"n_{m}" in aggregate},
         "n_samples": len(samples),
         "n_errors": sum(1 for r in records if r.get("error")),
+        "n_rejected": n_rejected,
+        **({"rejected": f"{task.name}/{REJECTED}"} if n_rejected else {}),
         "generation": settings.model_dump(),
         "batch_size": batch_size,
         "data": describe,

@@ -81,9 +81,13 @@ def run_evaluate_stage(ctx) -> dict:
     out = ctx.stage_dir
     if ctx.force:  # a changed config, or adamllm run --force: start over
         discard_predictions(out, [t.name for t in tasks])
-    report = evaluate(adapter, tasks, out, seed=cfg.seed, model_name=model_name, restart_stale=True)
+    report = evaluate(adapter, tasks, out, seed=cfg.seed, model_name=model_name, restart_stale=True,
+                      on_bad_record=cfg.on_bad_record)
+    rejected = {name: result["n_rejected"] for name, result in report["benchmarks"].items()
+                if result.get("n_rejected")}
     return {
         "report": str(ctx.output_path()),
         "model": model_name,
         "scores": {name: result["scores"] for name, result in report["benchmarks"].items()},
+        **({"rejected": rejected} if rejected else {}),
     }

@@ -7,7 +7,9 @@ from ..benchmark import Benchmark
 
 
 class EvaluationError(RuntimeError):
-    """Evaluation cannot go on (stale predictions, a sample without a prediction, ...)."""
+    """Evaluation cannot go on or did not do its work: stale predictions, a sample without a
+    prediction, a model that cannot be loaded, a benchmark with no sample to score (none at all,
+    or every one rejected), a benchmark whose every sample the backbone refused."""
 
 
 @dataclass

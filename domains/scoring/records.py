@@ -21,7 +21,8 @@ def required_fields(benchmark: str) -> tuple[str, ...]:
 def read_prediction_file(path: str | os.PathLike, benchmark: str,
                          fields: tuple[str, ...] | None = None) -> list[dict]:
     """The records of ``path`` (``adamllm.io.iter_records``: one JSON object per line, blank lines
-    skipped, or a JSON array); raises ValueError naming `path, line N`.
+    skipped, or a JSON array); raises ValueError naming `path, line N` (a missing field, a
+    prediction that is not a string, a bad ``answer_type``).
 
     ``fields``: the fields every record needs (default: what `benchmark`'s scorer reads; give
     them for a benchmark these scorers do not know, e.g. a plugin's).
@@ -33,6 +34,9 @@ def read_prediction_file(path: str | os.PathLike, benchmark: str,
             missing = [field for field in fields if field not in record]
             if missing:
                 raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+            if "prediction" in fields and not isinstance(record["prediction"], str):
+                shown = "null" if record["prediction"] is None else type(record["prediction"]).__name__
+                raise DataError(f"{where}: prediction must be a string, got {shown}")
             kind = record.get("answer_type")
             if "answer_type" in fields and str(kind).upper() not in ("OPEN", "CLOSED"):
                 raise DataError(f"{where}: answer_type must be OPEN or CLOSED, got {kind!r}")

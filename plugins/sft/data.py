@@ -18,7 +18,8 @@ from adamllm.records import TrainingExample
 
 def _check(record: Any, where: str) -> dict:
     """The record validated as an ``adamllm.records.TrainingExample`` (a missing or null
-    ``images`` is none), back as the plain dict the trainer reads."""
+    ``images`` is none) with at least one non-empty assistant reply, back as the plain dict the
+    trainer reads. Raises ``DataError`` naming ``where``."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected an object with 'messages' and 'images'")
     try:
@@ -26,31 +27,67 @@ def _check(record: Any, where: str) -> dict:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise DataError(f"{where}: {problems}") from None
+    replies = [m.content for m in example.messages if m.role == "assistant"]
+    if not replies:
+        raise DataError(f"{where}: no assistant turn: nothing to train on")
+    if not all(reply.strip() for reply in replies):
+        raise DataError(f"{where}: an empty assistant reply (an empty caption?)")
     return example.model_dump(mode="json", exclude_none=True)
 
 
-def load_records(source: str | Path, *, limit: int | None = None, split: str = "train") -> tuple[list[dict], Path | None]:
-    """Records and the folder their image paths are relative to (None for a hub dataset)."""
+def _accept(records: list[dict], seen: set[str], record: Any, where: str, default_id: str, quarantine) -> None:
+    try:
+        checked = _check(record, where)
+        checked.setdefault("id", default_id)
+        if checked["id"] in seen:
+            raise DataError(f"{where}: id {checked['id']!r} appears more than once; the first is kept")
+    except DataError as exc:
+        if quarantine is None:
+            raise
+        quarantine.reject(where, str(exc).removeprefix(f"{where}: "),
+                          kind="duplicate_id" if "appears more than once" in str(exc) else "bad_record",
+                          record_id=str(record.get("id")) if isinstance(record, dict) and "id" in record else None)
+        return
+    seen.add(checked["id"])
+    checked["_where"] = where
+    records.append(checked)
+
+
+def load_records(source: str | Path, *, limit: int | None = None, split: str = "train",
+                 quarantine=None, image_root: str | Path | None = None) -> tuple[list[dict], Path | None]:
+    """Records and the folder their image paths are confined to (``image_root``, else the file's
+    folder; for a hub dataset ``image_root``, which records with image paths need).
+
+    A bad record (malformed, no assistant reply, an empty one, a repeated id) goes to
+    ``quarantine`` (``adamllm.quarantine.Quarantine``) or, without one, is a ``DataError``. Each
+    kept record has ``_where`` (file and line), for the records the backbone later drops.
+    """
     path = Path(source).expanduser()
     records: list[dict] = []
+    seen: set[str] = set()
+    reject = quarantine.reject if quarantine is not None else None
     if path.is_file():  # JSONL, or a JSON array (.json); a record without id gets its line or position
         array = path.suffix.lower() == ".json"
-        for index, (where, record) in enumerate(iter_records(path)):
-            checked = _check(record, where)
-            checked.setdefault("id", str(index) if array else where.rpartition(":")[2])
-            records.append(checked)
+        for index, (where, record) in enumerate(iter_records(path, on_error=reject)):
+            _accept(records, seen, record, where, str(index) if array else where.rpartition(":")[2], quarantine)
             if limit and len(records) >= limit:
                 break
-        return records, path.parent
+        return records, Path(image_root) if image_root else path.parent
     if path.exists():
         raise DataError(f"{path}: expected a JSONL (or JSON array) file of conversations")
     from datasets import load_dataset  # a hub dataset id: images still need image_root
 
-    dataset = load_dataset(str(source), split=split)
+    try:
+        dataset = load_dataset(str(source), split=split)
+    except Exception as exc:  # noqa: BLE001 - offline, unknown id, no such split...
+        raise DataError(f"cannot load hub dataset {str(source)!r} (split {split!r}): {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}; for local data give a JSONL or JSON file") from None
     for index, record in enumerate(dataset):
-        checked = _check(dict(record), f"{source}[{index}]")
-        checked.setdefault("id", str(index))
-        records.append(checked)
+        record = dict(record)
+        if image_root is None and any(isinstance(i, str) for i in record.get("images") or []):
+            raise DataError(f"{source}[{index}]: the records name image files; set the trainer's image_root "
+                            f"to the folder that holds them")
+        _accept(records, seen, record, f"{source}[{index}]", str(index), quarantine)
         if limit and len(records) >= limit:
             break
-    return records, None
+    return records, Path(image_root) if image_root else None

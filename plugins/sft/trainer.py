@@ -83,27 +83,45 @@ class SFTTrainer:
 
     # -- the train stage of `adamllm run` ------------------------------------------------
     def run(self, ctx) -> dict:
-        records, root = load_records(ctx.input_path(), limit=self.config.limit)
-        image_root = Path(self.config.image_root) if self.config.image_root else root  # resolved by the config
-        return self.train(ctx.backbone(), records, ctx.stage_dir, image_root=image_root,
-                          seed=self.config.seed if self.config.seed is not None else ctx.config.seed,
-                          resume=not ctx.force, backbone=ctx.config.backbone.type)
+        """Images are confined to ``image_root`` (resolved by the config), else, for the composed mix,
+        to the folder of the domain's pairs, else to the data file's folder."""
+        import os
+
+        from adamllm.quarantine import Quarantine
+
+        main = os.environ.get("RANK", "0") == "0"  # one process writes rejected.jsonl
+        quarantine = ctx.quarantine() if main else Quarantine(None, ctx.config.on_bad_record)
+        image_root = self.config.image_root
+        if image_root is None and "train" not in ctx.config.data:
+            image_root = ctx.pair_images_root()
+        with quarantine:
+            records, root = load_records(ctx.input_path(), limit=self.config.limit, quarantine=quarantine,
+                                         image_root=image_root)
+            return self.train(ctx.backbone(), records, ctx.stage_dir, image_root=root,
+                              seed=self.config.seed if self.config.seed is not None else ctx.config.seed,
+                              resume=not ctx.force, backbone=ctx.config.backbone.type, quarantine=quarantine)
 
     # -- the recipe ------------------------------------------------------------------------
     def train(self, adapter, records: Sequence[dict], out_dir: str | Path, *, image_root=None, seed: int = 0,
-              resume: bool = True, backbone: str = "", stop_after_steps: int | None = None) -> dict:
+              resume: bool = True, backbone: str = "", stop_after_steps: int | None = None,
+              quarantine=None) -> dict:
         """Train ``adapter`` on ``records`` and write everything under ``out_dir``.
+
+        Records the backbone cannot encode (too long, unreadable image, placeholders and images
+        disagree) are dropped and counted; with a ``quarantine`` each also goes to its
+        ``rejected.jsonl`` (or, under ``on_bad_record: error``, stops the run before training).
 
         ``stop_after_steps`` ends the run early, as a crash would, after that many optimizer steps
         of this invocation (to test resuming); the checkpoint written there is what a resume uses.
         """
         out = Path(out_dir)
-        run = self.setup(adapter, records, out, image_root=image_root, seed=seed, resume=resume)
+        run = self.setup(adapter, records, out, image_root=image_root, seed=seed, resume=resume,
+                         quarantine=quarantine)
         stopped_early = self.train_loop(adapter, run, stop_after_steps)
         return self.save(adapter, run, out, backbone, completed=not stopped_early)
 
     def setup(self, adapter, records: Sequence[dict], out: Path, *, image_root=None, seed: int = 0,
-              resume: bool = True) -> Run:
+              resume: bool = True, quarantine=None) -> Run:
         """Everything before the first batch, in this order: accelerator, seed, the records encoded
         once, the stages and the batching, the prepared model, the checkpoint to resume from."""
         from accelerate import Accelerator
@@ -123,6 +141,11 @@ class SFTTrainer:
 
         started = time.time()
         encoded = adapter.encode_all(records, cfg.label_policy, image_root=image_root)
+        if quarantine is not None:
+            for index, reason, message in encoded.rejected:
+                record = records[index]
+                quarantine.reject(record.get("_where") or f"record {record.get('id', index)}", message,
+                                  kind=reason, record_id=record.get("id"))
         if not encoded.samples:
             raise TrainerError(f"no trainable sample among {len(records)} records (dropped: {dict(encoded.dropped)}; "
                                f"{'; '.join(encoded.problems[:3])})")
@@ -142,6 +165,7 @@ class SFTTrainer:
         resume_from = latest_checkpoint(checkpoints) if resume else None
         summary: dict[str, Any] = {"records": len(records), "samples": len(encoded.samples),
                                    "dropped": dict(encoded.dropped), "drop_examples": encoded.problems[:5],
+                                   **(quarantine.stats() if quarantine is not None else {}),
                                    "encode_seconds": round(encode_seconds, 3), "resumed_from": None}
         # a checkpoint belongs to one stage: the stages before it are skipped
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0

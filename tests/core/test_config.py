@@ -124,3 +124,34 @@ def test_component_whose_config_model_cannot_import(plugin_manager, register_plu
         validate_config({"output_dir": "o", "trainer": {"type": "broken"}}, plugin_manager)
     (location, message), = info.value.problems
     assert location == "trainer.type" and "adamllm-broken" in message and "no_such_module_abc" in message
+
+
+def test_missing_local_inputs_are_errors_hub_ids_are_not(builtin_plugin_manager, tmp_path):
+    """`config validate` does not call a config valid whose data file, model folder or benchmark
+    source is missing; a hub id (OWNER/NAME) stays a hub id, and a `tiny` model folder may be missing."""
+    pm = builtin_plugin_manager
+    for folder in ("ckpt", "data"):  # OWNER/NAME where OWNER is a folder here names a path, not a hub id
+        (tmp_path / folder).mkdir()
+    data = {"output_dir": "out", "backbone": {"type": "qwen2_vl", "model": "ckpt/missing"},
+            "benchmarks": [{"type": "slake", "source": "data/slake_missing"}],
+            "data": {"train": "mix/missing.jsonl", "evaluate": "gone"}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(data, pm, base_dir=tmp_path)
+    problems = dict(info.value.problems)
+    assert set(problems) == {"backbone", "benchmarks.0.source", "data.train", "data.evaluate"}, problems
+    assert f"no such file or folder: {tmp_path / 'mix' / 'missing.jsonl'}" in problems["data.train"]
+    cfg = validate_config({"output_dir": "out", "backbone": {"type": "qwen2_vl", "model": "Qwen/Qwen2-VL-2B-Instruct"},
+                           "benchmarks": [{"type": "slake", "source": "AdaptLLM/biomed-VQA-benchmark"}],
+                           "data": {"train": "AdaptLLM/biomed-visual-instructions"}}, pm, base_dir=tmp_path)
+    assert cfg.data["train"] == "AdaptLLM/biomed-visual-instructions"
+    assert cfg.backbone.options.model == "Qwen/Qwen2-VL-2B-Instruct"
+    cfg = validate_config({"output_dir": "out", "backbone": {"type": "qwen2_vl", "model": "base", "tiny": "tiny"}},
+                          pm, base_dir=tmp_path)
+    assert cfg.backbone.options.model == str(tmp_path / "base")
+
+
+def test_duplicate_yaml_keys_are_errors(pm, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("output_dir: out\nseed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'seed' \(first on line 2\)"):
+        load_config(path, pm)

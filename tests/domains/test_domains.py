@@ -8,6 +8,7 @@ import pytest
 
 from adamllm.config import Section, validate_section
 from adamllm.pairs import PairStats, pair_id, read_pairs
+from adamllm.quarantine import Quarantine
 from adamllm.io import DataError
 
 DOMAINS = {
@@ -46,6 +47,13 @@ def test_domain_defaults_are_valid_benchmark_sections(builtin_plugin_manager):
 
 
 # -- caption sources -----------------------------------------------------------------------
+def touch_images(root, *names):
+    """Pairs must name existing image files (reading pairs does not decode them)."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+
+
 def test_sharegpt_pairs(tmp_path):
     records = [
         {"images": ["imgs/a.jpg"], "messages": [{"role": "user", "content": "<image>Describe the figure."},
@@ -57,13 +65,15 @@ def test_sharegpt_pairs(tmp_path):
     ]
     path = tmp_path / "image_caption_pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    stats = PairStats()
+    touch_images(tmp_path, "imgs/a.jpg", "imgs/d.jpg")
+    stats = PairStats(quarantine=Quarantine(None, "skip"))
     [(where, pair)] = read_pairs(path, "sharegpt", stats=stats)
     # a stable id from the pair itself, not its row; the image absolute and confined to the file's folder
     assert (where, pair.id, pair.image, pair.instruction, pair.caption) == (
         f"{path}:1", pair_id("imgs/a.jpg", "A CT scan of the chest."), str(tmp_path / "imgs" / "a.jpg"),
         "Describe the figure.", "A CT scan of the chest.")
-    assert stats.read == 1 and stats.skipped == {"not_one_image": 1, "no_caption": 1}
+    assert stats.read == 1 and stats.skipped == {"not_one_image": 1}
+    assert stats.quarantine.counts == {"empty_caption": 1}  # a bad record, set aside and counted
 
 
 def test_pubmedvision_records_in_a_json_list(tmp_path):
@@ -72,6 +82,7 @@ def test_pubmedvision_records_in_a_json_list(tmp_path):
                                   {"from": "gpt", "value": "An MRI of the knee."}]}]
     path = tmp_path / "PubMedVision_Alignment_VQA.json"
     path.write_text(json.dumps(records))
+    touch_images(tmp_path, "images/pmc1.jpg")
     [(_, pair)] = read_pairs(path, "pubmedvision")
     assert (pair.id, pair.image, pair.instruction, pair.caption) == ("pmc1", str(tmp_path / "images" / "pmc1.jpg"),
                                                                      "What does the image show?", "An MRI of the knee.")
@@ -82,6 +93,7 @@ def test_recipe_records_become_recipe_captions(tmp_path):
               "ingredients": [{"text": "flour"}, {"text": "milk"}], "instructions": ["Mix.", {"text": "Fry."}]}
     path = tmp_path / "recipes.jsonl"
     path.write_text(json.dumps(record) + "\n")
+    touch_images(tmp_path, "r/1.jpg")
     [(_, pair)] = read_pairs(path, "recipe1m", "adamllm.domains.sources:read_recipe_pairs")
     assert pair.caption == "Pancakes\nIngredients:\n- flour\n- milk\nInstructions:\n1. Mix.\n2. Fry."
     assert pair.image == str(tmp_path / "r" / "1.jpg") and pair.id == "r1" and pair.instruction
@@ -94,6 +106,7 @@ def test_caption_source_errors(tmp_path):
     with pytest.raises(DataError, match=r"p\.jsonl:1: path '\.\./\.\./etc/x\.jpg' escapes its root"):
         list(read_pairs(path, "sharegpt"))
     path.write_text(json.dumps({"images": ["a.jpg"], "messages": [{"role": "user", "content": "a"}]}) + "\n")
+    touch_images(tmp_path, "a.jpg")
     with pytest.raises(DataError, match=r"p\.jsonl:1: expected 'messages'"):
         list(read_pairs(path, "sharegpt"))
     with pytest.raises(DataError, match="no reader for image-caption format 'csv'"):

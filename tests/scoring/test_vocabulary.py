@@ -62,19 +62,21 @@ FOODSEG = [
     # legacy: pineapple (40), rice (66), and "tea" (16) inside "steamed"; gold {66, 68}.
     #   F1 = 2*1 / (3 + 2) = 0.4.  strict: {40, 66} -> 2*1 / (2 + 2) = 0.5.
     {"prediction": "Steamed rice and pineapple", "label": ["rice", "tofu"]},
-    # nothing found, nothing to find: zero-division -> 1.
-    {"prediction": "Nothing recognisable", "label": []},
 ]
+# An empty label has nothing to score against (it used to score 1 by zero-division): not scored.
+EMPTY_LABEL = {"prediction": "Nothing recognisable", "label": []}
 
 
 def test_foodseg103_f1():
     legacy = get_scorer("foodseg103", "legacy")
-    assert [legacy.score_sample(r).value for r in FOODSEG] == [1.0, 0.4, 1.0]
+    assert [legacy.score_sample(r).value for r in FOODSEG] == [1.0, 0.4]
     strict = get_scorer("foodseg103", "strict")
-    assert [strict.score_sample(r).value for r in FOODSEG] == [1.0, 0.5, 1.0]
-    # (1 + 0.4 + 1) / 3 = 0.8 ; (1 + 0.5 + 1) / 3 = 0.8333...
-    assert score_records("foodseg103", FOODSEG) == {"f1": pytest.approx(80.0), "n_f1": 3}
-    assert score_records("foodseg103", FOODSEG, "strict")["f1"] == pytest.approx(250 / 3)
+    assert [strict.score_sample(r).value for r in FOODSEG] == [1.0, 0.5]
+    # (1 + 0.4) / 2 = 0.7 ; (1 + 0.5) / 2 = 0.75
+    assert score_records("foodseg103", FOODSEG) == {"f1": pytest.approx(70.0), "n_f1": 2}
+    assert score_records("foodseg103", FOODSEG, "strict")["f1"] == pytest.approx(75.0)
+    with pytest.raises(ValueError, match="label must be a non-empty list of names"):
+        legacy.score_sample(EMPTY_LABEL)
 
 
 NUTRITION = [

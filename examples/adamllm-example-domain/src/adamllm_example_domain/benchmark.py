@@ -21,7 +21,12 @@ class ShapesVQAConfig(BaseModel):
 
 
 class ExactMatchScorer:
-    """1 when the prediction's words contain the label's words in order, else 0."""
+    """1 when the prediction's words contain the label's words in order, else 0.
+
+    A record it cannot score (a prediction that is not a string, a label that is not a non-empty
+    string) raises ``ValueError``: adamllm sets such a sample aside before generating
+    (``on_bad_record``), and ``adamllm score`` names its line, rather than scoring ``"None"``.
+    """
 
     benchmark = "shapes_vqa"
     scorer = "exact"
@@ -29,8 +34,13 @@ class ExactMatchScorer:
     metrics = ("accuracy",)
 
     def score_sample(self, record: dict, index: int = 0) -> SampleScore:
-        words = re.findall(r"[a-z0-9]+", str(record["prediction"]).lower())
-        label = re.findall(r"[a-z0-9]+", str(record["label"]).lower())
+        prediction, label = record["prediction"], record["label"]
+        if not isinstance(prediction, str):
+            raise ValueError(f"prediction must be a string, got {type(prediction).__name__}")
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"label must be a non-empty string, got {label!r}")
+        words = re.findall(r"[a-z0-9]+", prediction.lower())
+        label = re.findall(r"[a-z0-9]+", label.lower())
         hit = any(words[i : i + len(label)] == label for i in range(len(words) - len(label) + 1))
         return SampleScore("accuracy", float(bool(label) and hit))
 
