@@ -81,6 +81,14 @@ def load_image(image: Any, root: str | os.PathLike | None = None):
     return load_rgb(image)
 
 
+def _load_images(images: Sequence[Any], root: str | os.PathLike | None) -> list:
+    """A sample's images as RGB; one that cannot be read (or leaves ``root``) makes it a ``BadSample``."""
+    try:
+        return [load_image(img, root) for img in images]
+    except (OSError, ValueError) as exc:  # ValueError: adamllm.images.BadImage, PathEscapeError
+        raise BadSample(f"unreadable image: {exc}") from exc
+
+
 def local_checkpoint(model: str, revision: str | None = None) -> Path:
     """A local directory for a hub id or a directory (the hub is asked only for an id)."""
     path = Path(model).expanduser()
@@ -250,10 +258,7 @@ class VisionLanguageAdapter:
         n_placeholders = count_images(messages)
         if n_placeholders != len(images):
             raise BadSample(f"{n_placeholders} <image> placeholders but {len(images)} images")
-        try:
-            pil_images = [load_image(img, image_root) for img in images]
-        except (OSError, ValueError) as exc:  # ValueError: adamllm.images.BadImage
-            raise BadSample(f"unreadable image: {exc}") from exc
+        pil_images = _load_images(images, image_root)
         text = self.render(messages, add_generation_prompt=add_generation_prompt)
         train_eos = policy == "after_first_turn" and not add_generation_prompt
         if train_eos:
@@ -434,6 +439,49 @@ class VisionLanguageAdapter:
         images = images if images is not None else [[] for _ in conversations]
         encoded = [self.encode(c, imgs, add_generation_prompt=True, image_root=image_root)
                    for c, imgs in zip(conversations, images)]
+        return self._generate_encoded(encoded, settings, self.stop_token_ids())
+
+    def encode_prompt(self, text: str, images: Sequence[Any] = (),
+                      image_root: str | os.PathLike | None = None) -> dict:
+        """One already rendered prompt (the chat template applied, one ``image_token`` per image)
+        as model inputs, without labels. Raises ``BadSample`` / ``SampleTooLong`` like ``encode``."""
+        n_placeholders = text.count(self.image_token) if self.image_token else 0
+        if n_placeholders != len(images):
+            raise BadSample(f"{n_placeholders} {self.image_token} tokens in the prompt but {len(images)} images")
+        pil_images = _load_images(images, image_root)
+        inputs = self._process(text, pil_images)
+        ids = inputs["input_ids"][0]
+        if ids.shape[0] > self.max_length:
+            raise SampleTooLong(int(ids.shape[0]), self.max_length)
+        sample = {k: (v[0] if k in ("input_ids", "attention_mask", "mm_token_type_ids", "cross_attention_mask")
+                      else v) for k, v in inputs.items()}
+        sample["num_image_tokens"] = int((ids == self.image_token_id).sum())
+        return sample
+
+    @torch.no_grad()
+    def generate_from_text(self, prompts: Sequence[str], images: Sequence[Sequence[Any]] | None = None,
+                           settings: GenerationSettings | None = None, stop_tokens: Sequence[str] | None = None,
+                           image_root: str | os.PathLike | None = None) -> list[str]:
+        """Continue each rendered prompt (e.g. one ending in an opened user turn); returns the new
+        text per prompt. ``stop_tokens`` (token strings) end generation instead of the usual stop
+        tokens (``stop_token_ids``), e.g. only the end-of-text token so that a synthesizer writes
+        several turns."""
+        settings = settings or GenerationSettings()
+        images = images if images is not None else [[] for _ in prompts]
+        encoded = [self.encode_prompt(p, imgs, image_root=image_root) for p, imgs in zip(prompts, images)]
+        eos = self.stop_token_ids() if stop_tokens is None else self._token_ids(stop_tokens)
+        return self._generate_encoded(encoded, settings, eos)
+
+    def _token_ids(self, tokens: Sequence[str]) -> list[int]:
+        tok, ids = self.tokenizer, set()
+        for token in tokens:
+            token_id = tok.convert_tokens_to_ids(token)
+            if not isinstance(token_id, int) or token_id == tok.unk_token_id:
+                raise ValueError(f"{token!r} is not a token of the {self.family} tokenizer")
+            ids.add(token_id)
+        return sorted(ids)
+
+    def _generate_encoded(self, encoded: list[dict], settings: GenerationSettings, eos_ids: list[int]) -> list[str]:
         batch = self.collate(encoded, padding_side="left")
         batch.pop("labels", None)
         model = self.model
@@ -443,7 +491,7 @@ class VisionLanguageAdapter:
             "max_new_tokens": settings.max_new_tokens,
             "min_new_tokens": settings.min_new_tokens or None,
             "do_sample": settings.do_sample,
-            "eos_token_id": self.stop_token_ids(),
+            "eos_token_id": eos_ids,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
         if settings.do_sample:

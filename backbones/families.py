@@ -99,7 +99,7 @@ class LlavaNextAdapter(VisionLanguageAdapter):
 
     family = "llava_next"
     supports_packing = True
-    image_token = "<image>"
+    default_image_token = "<image>"
     end_of_text_token = "<|end_of_text|>"
     pixel_keys = ("pixel_values", "image_sizes")
     group_prefixes = {
@@ -107,6 +107,12 @@ class LlavaNextAdapter(VisionLanguageAdapter):
         "projector": ("model.multi_modal_projector", "model.image_newline"),
         "language": ("model.language_model", "lm_head"),
     }
+
+    @property
+    def image_token(self) -> str:
+        """The image token the checkpoint's processor declares (``processor.image_token``; the
+        released synthesizer declares ``<|reserved_special_token_4|>``), else ``<image>``."""
+        return getattr(self.processor, "image_token", None) or self.default_image_token
 
     def consumed_image_tokens(self, sample: dict) -> int | None:
         if "pixel_values" not in sample:

@@ -155,6 +155,38 @@ _FAMILY = {
 }
 
 
+def _special_tokens(family: str, image_token: str | None = None) -> tuple[str, ...]:
+    tokens = SPECIAL_TOKENS[family]
+    if image_token is None:
+        return tokens
+    return tuple(image_token if t == TOKEN_ROLES[family]["image"] else t for t in tokens)
+
+
+def _roles(family: str, image_token: str | None = None) -> dict[str, str | None]:
+    roles = dict(TOKEN_ROLES[family])
+    if image_token is not None:
+        roles["image"] = image_token
+    return roles
+
+
+def _template(family: str, image_token: str | None = None) -> str:
+    from .templates import template_for
+
+    template = template_for(family)
+    if image_token is not None:  # llava_next writes "<image>\n" per image
+        template = template.replace(TOKEN_ROLES[family]["image"], image_token)
+    return template
+
+
+def _check_image_token(family: str, image_token: str | None) -> None:
+    if image_token is None:
+        return
+    if family != "llava_next":
+        raise ValueError(f"image_token applies to llava_next only, not {family}")
+    if image_token in SPECIAL_TOKENS[family] and image_token != TOKEN_ROLES[family]["image"]:
+        raise ValueError(f"image_token {image_token!r} is already another special token")
+
+
 def _check(family: str, size: str) -> None:
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
@@ -184,28 +216,29 @@ def tiny_config(family: str, size: str = "tiny") -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Components
 # ---------------------------------------------------------------------------------------------
-def build_tokenizer(family: str, size: str = "tiny"):
-    """The family's tokenizer (BPE trained offline; deterministic) with its chat template."""
+def build_tokenizer(family: str, size: str = "tiny", *, image_token: str | None = None):
+    """The family's tokenizer (BPE trained offline; deterministic) with its chat template.
+    ``image_token`` (llava_next) replaces ``<image>`` among the special tokens and in the template."""
     from .offline_tokenizer import build_tokenizer as _build
-    from .templates import template_for
 
+    _check_image_token(family, image_token)
     spec = tiny_config(family, size)
-    roles = TOKEN_ROLES[family]
+    roles = _roles(family, image_token)
     return _build(
         spec["vocab_size"],
-        SPECIAL_TOKENS[family],
+        _special_tokens(family, image_token),
         bos_token=roles["bos"],
         eos_token=roles["eos"],
         pad_token=roles["pad"],
-        chat_template=template_for(family),
+        chat_template=_template(family, image_token),
         padding_side="right",
         model_max_length=spec["text"]["max_position_embeddings"],
     )
 
 
-def _token_ids(family: str, tokenizer) -> dict[str, int]:
+def _token_ids(family: str, tokenizer, image_token: str | None = None) -> dict[str, int]:
     ids = {}
-    for role, token in TOKEN_ROLES[family].items():
+    for role, token in _roles(family, image_token).items():
         if token is not None:
             ids[role] = tokenizer.convert_tokens_to_ids(token)
     if "bos" not in ids:  # Qwen2-VL: the config's bos is <|endoftext|>, as in the real model
@@ -213,11 +246,11 @@ def _token_ids(family: str, tokenizer) -> dict[str, int]:
     return ids
 
 
-def build_model_config(family: str, size: str = "tiny", tokenizer=None):
+def build_model_config(family: str, size: str = "tiny", tokenizer=None, *, image_token: str | None = None):
     """The transformers config of the model (bos/eos/pad ids set explicitly)."""
     spec = tiny_config(family, size)
-    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size)
-    ids = _token_ids(family, tokenizer)
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size, image_token=image_token)
+    ids = _token_ids(family, tokenizer, image_token)
     text = dict(spec["text"], vocab_size=len(tokenizer), bos_token_id=ids["bos"],
                 eos_token_id=ids["eos"], pad_token_id=ids["pad"])
     if family == "qwen2_vl":
@@ -261,15 +294,14 @@ def build_model_config(family: str, size: str = "tiny", tokenizer=None):
     return cfg
 
 
-def build_processor(family: str, size: str = "tiny", tokenizer=None):
+def build_processor(family: str, size: str = "tiny", tokenizer=None, *, image_token: str | None = None):
     """The family's processor (PIL image processor; the image-only subclass for Qwen2-VL)."""
     from .processors import image_processor_class, processor_class
-    from .templates import template_for
 
     spec = tiny_config(family, size)
-    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size)
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size, image_token=image_token)
     image_cls, proc_cls = image_processor_class(family), processor_class(family)
-    template = template_for(family)
+    template = _template(family, image_token)
     if family == "qwen2_vl":
         image_processor = image_cls(**spec["image_processor"])
         return proc_cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
@@ -285,7 +317,7 @@ def build_processor(family: str, size: str = "tiny", tokenizer=None):
             patch_size=vision["patch_size"],
             vision_feature_select_strategy=spec["vision_feature_select_strategy"],
             num_additional_image_tokens=1,  # CLIP's CLS token
-            image_token=TOKEN_ROLES[family]["image"],
+            image_token=_roles(family, image_token)["image"],
         )
     image_processor = image_cls(size={"height": side, "width": side},
                                 max_image_tiles=vision["max_num_tiles"])
@@ -296,11 +328,14 @@ def build_processor(family: str, size: str = "tiny", tokenizer=None):
 # The checkpoint directory
 # ---------------------------------------------------------------------------------------------
 def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0, *,
-               chat_template: bool = True) -> Path:
+               chat_template: bool = True, image_token: str | None = None) -> Path:
     """Write a complete random checkpoint of `family` into `out_dir` and return its path.
 
     ``family="causal_lm"`` builds the text-only checkpoint (`causal_lm.build_tiny_causal_lm`);
     ``chat_template=False`` applies to it only (a base LM without a chat template).
+    ``image_token`` (llava_next only) declares another image token than ``<image>`` in the
+    tokenizer, template, processor and model config: ``image_token="<|reserved_special_token_4|>"``
+    gives a stand-in shaped like the released synthesizer ``AdaptLLM/visual-instruction-synthesizer``.
 
     Files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
     ``processor_config.json`` (image processor nested inside), ``tokenizer.json``,
@@ -318,12 +353,13 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     from transformers import AutoModelForImageTextToText
 
     _check(family, size)
+    _check_image_token(family, image_token)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(family, size)
-    config = build_model_config(family, size, tokenizer)
-    processor = build_processor(family, size, tokenizer)
-    ids = _token_ids(family, tokenizer)
+    tokenizer = build_tokenizer(family, size, image_token=image_token)
+    config = build_model_config(family, size, tokenizer, image_token=image_token)
+    processor = build_processor(family, size, tokenizer, image_token=image_token)
+    ids = _token_ids(family, tokenizer, image_token)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -348,6 +384,8 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
         "model_type": config.model_type,
         "architecture": type(model).__name__,
     }
+    if image_token is not None:
+        marker["image_token"] = image_token
     (out / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
 

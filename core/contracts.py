@@ -24,7 +24,8 @@ class Synthesizer(Protocol):
 
     ``synthesize`` gets a batch of pairs (``batch_size`` of them, default 8) and returns one entry
     per pair, in order: a ``TaskTriplet`` (or a dict of one) whose ``id`` is the pair's, or None
-    when the pair yields no triplet. Extra fields (the raw generation, say) are kept.
+    when the pair yields no triplet. Extra fields (the raw generation, say) are kept. An optional
+    ``stats`` dict attribute (why pairs got no triplet, tokens/s, ...) is added to ``stats.json``.
     """
 
     def synthesize(self, pairs: Sequence[ImageCaptionPair], ctx: StageContext) -> Sequence[Optional[TaskTriplet]]: ...

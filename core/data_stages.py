@@ -138,7 +138,8 @@ def run_synthesize_stage(ctx) -> dict:
     total_triplets = len(completed_ids(out))
     return _write_stats(ctx, {"pairs_read": pair_stats.read, "pairs_skipped": pair_stats.skipped,
                               "triplets": total_triplets, "this_run": dict(counts),
-                              "no_triplet": len(handled_ids) - total_triplets, **quarantine.stats()})
+                              "no_triplet": len(handled_ids) - total_triplets, **quarantine.stats(),
+                              **(getattr(synthesizer, "stats", None) or {})})
 
 
 # -- filter ---------------------------------------------------------------------------------

@@ -66,8 +66,10 @@ def identity(path: Path) -> dict[str, Any] | None:
 
 def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[str, Any]:
     settings: dict[str, Any] = {"seed": config.seed}
-    for section in stage.depends_on:
-        settings.update(flatten({section: component_dump(getattr(config, section))}))
+    for entry in stage.depends_on:  # a section ("trainer") or a part of one ("synthesizer.model")
+        section = entry.split(".")[0]
+        flat = flatten({section: component_dump(getattr(config, section))})
+        settings.update({k: v for k, v in flat.items() if k == entry or k.startswith(entry + ".")})
     if stage.name in config.data:
         settings[f"data.{stage.name}"] = config.data[stage.name]
     return {

@@ -219,13 +219,25 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
 
 
 def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a crash left without its newline (it was never completed)."""
+    """Cut a last line that a crash left without its newline (it was never completed). Reads
+    only the file's tail, so reopening a large output to resume it costs no memory."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        with path.open("r+b") as handle:
-            handle.truncate(data.rfind(b"\n") + 1)
+    with path.open("r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(end - 1)
+        if handle.read(1) == b"\n":
+            return
+        position = end
+        while position > 0:
+            start = max(0, position - 65536)
+            handle.seek(start)
+            cut = handle.read(position - start).rfind(b"\n")
+            if cut != -1:
+                handle.truncate(start + cut + 1)
+                return
+            position = start
+        handle.truncate(0)
 
 
 class JsonlAppender:

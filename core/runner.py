@@ -2,6 +2,7 @@
 
 Stages exchange typed records (``adamllm.records``) through files under the output directory::
 
+    OUT/tune/model/ (a tuned synthesizer, used by synthesize when present)
     OUT/synthesize/triplets.jsonl   OUT/filter/verdicts.jsonl   OUT/compose/mix.jsonl
     OUT/train/model/                OUT/evaluate/report.json
 
@@ -88,7 +89,16 @@ class StageContext:
         else:
             previous = self.stage.inputs
         paths += [self.output_path(s) for s in previous]
+        if self.name == "synthesize":  # a tuned synthesizer model replaces the slot's model
+            paths += [p for p in [self.tuned_synthesizer_model()] if p is not None]
         return [p for p in paths if p.exists()]
+
+    def tuned_synthesizer_model(self) -> Path | None:
+        """``OUT/tune/model`` when the ``tune`` stage finished and wrote it (the synthesize stage then
+        uses it instead of the synthesizer slot's model), else None (tune skipped or never run)."""
+        done = _read_json(done_marker(self.config.output_dir, "tune"))
+        model = self.output_path("tune")
+        return model if done is not None and done.get("model_dir") and model.is_dir() else None
 
     def quarantine(self, name: str | None = None) -> Any:
         """This stage's ``Quarantine`` (``OUT/<stage>/rejected.jsonl``, or ``<name>/rejected.jsonl``

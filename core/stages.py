@@ -46,8 +46,8 @@ class Stage:
     ``kind``: the component kind it runs; ``reads``: the record type of its input (``module:Class``
     in ``adamllm.records``); ``output``: what it writes under ``OUT/<name>/`` for later stages;
     ``inputs``: the earlier stages whose outputs it reads (the first is its default input, which
-    ``data.<name>`` in the config replaces); ``depends_on``: the config sections its result
-    depends on (its fingerprint, with its inputs' identity); ``run``: ``module:function(ctx)``.
+    ``data.<name>`` in the config replaces); ``depends_on``: the config sections (or parts of one,
+    ``synthesizer.model``) its result depends on (its fingerprint, with its inputs' identity); ``run``: ``module:function(ctx)``.
     """
 
     name: str
@@ -60,6 +60,8 @@ class Stage:
 
 
 STAGE_TABLE: tuple[Stage, ...] = (
+    Stage("tune", "trainer", "TrainingExample", "model", (),
+          ("synthesizer.model", "synthesizer.profile", "trainer"), "adamllm.plugins.synthesis.tuning:run_tune_stage"),
     Stage("synthesize", "synthesizer", "ImageCaptionPair", "triplets.jsonl", (),
           ("domain", "synthesizer"), "adamllm.data_stages:run_synthesize_stage"),
     Stage("filter", "filter", "TaskTriplet", "verdicts.jsonl", ("synthesize",),

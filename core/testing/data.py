@@ -64,3 +64,39 @@ def write_pairs(folder: Path, n=6, seed=0, as_json_array=True) -> Path:
         path = folder / "image_caption_pairs.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def write_seed_folder(folder: Path, names=("captions.json", "precise.json", "informative.json", "images")) -> Path:
+    """A ``data.tune`` seed folder in the three public seed layouts (captions, precise QA,
+    informative QA; JSON arrays) with real PNGs: four images, three with all three parts (d has no
+    informative pair), two under ``vflan/`` (joined by base name)."""
+    from PIL import Image
+
+    def human(value):
+        return {"from": "human", "value": value}
+
+    def gpt(value):
+        return {"from": "gpt", "value": value}
+
+    captions, precise, informative, images = names
+    (folder / images).mkdir(parents=True)
+    entries = {"captions": [], "precise": [], "informative": []}
+    for i, (name, colour, shape) in enumerate([("a.png", "red", "square"), ("b.png", "blue", "circle"),
+                                              ("c.png", "green", "star"), ("d.png", "white", "cross")]):
+        Image.new("RGB", (28 + 4 * i, 28), colour).save(folder / images / name)
+        caption = f"A {colour} {shape} on a grey background."
+        entries["captions"].append({"image": f"vflan/{name}" if i % 2 else name, "caption": caption,
+                                    "conversations": [human("<image>\nCaption it."), gpt(caption)]})
+        entries["precise"].append({"image": name, "task_name": "vqa",
+                                   "conversations": [human("<image>\nWhat colour is it?"), gpt(colour.title() + ".")]})
+        if name != "d.png":
+            entries["informative"].append({"image": name, "conversations": [
+                human("What shape is it, and why?\n<image>"),
+                gpt(f"It has the outline of a {shape}, so it is a {shape}.")]})
+    # caption paths under vflan/ must exist there too
+    (folder / images / "vflan").mkdir()
+    for name in ("b.png", "d.png"):
+        (folder / images / name).rename(folder / images / "vflan" / name)
+    for key, file in (("captions", captions), ("precise", precise), ("informative", informative)):
+        (folder / file).write_text(json.dumps(entries[key], indent=2))
+    return folder

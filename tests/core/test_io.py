@@ -132,3 +132,16 @@ def test_appender_and_completed_ids_ignore_a_torn_line(tmp_path):
         out.write({"id": "c"})
     assert completed_ids(path) == {"a", "b", "c"}
     assert len(read_records(path)) == 3
+
+
+def test_appender_cuts_a_torn_tail_longer_than_one_read_block(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"id": "a"}\n' + b'{"id": "b", "x": "' + b"y" * 200_000)  # a crash mid-line
+    with JsonlAppender(path) as out:
+        out.write({"id": "c"})
+    assert path.read_bytes() == b'{"id": "a"}\n{"id": "c"}\n'
+    only_torn = tmp_path / "torn.jsonl"
+    only_torn.write_bytes(b'{"id": ')
+    with JsonlAppender(only_torn) as out:
+        out.write({"id": "d"})
+    assert only_torn.read_bytes() == b'{"id": "d"}\n'

@@ -1,0 +1,209 @@
+"""The built-in ``adamllm`` synthesizer: a tuned visual instruction synthesizer in a model slot.
+
+For each image-caption pair the prompt is the tuning conversation's first exchange in the
+synthesizer's own chat template (user: image + describe request; assistant: the caption) followed
+by an opened, empty user turn (docs/method.md §4). The model then writes hint + instruction,
+answer, hint + instruction, answer, ... until its end-of-text token; ``parse`` splits that
+continuation at the template's role markers and keeps the earliest instruction answered both
+precisely and informatively. The prompt is built template-agnostically: the conversation is
+rendered with a placeholder as the last user message and cut at the placeholder, which leaves
+exactly the opened user header of whatever template the checkpoint carries.
+
+The released ``AdaptLLM/visual-instruction-synthesizer`` runs through the ``llava_next`` backbone
+(``{type: llava_next, model: AdaptLLM/visual-instruction-synthesizer}``); a synthesizer tuned by
+adamllm on any image-text backbone works the same way, and when the run's ``tune`` stage tuned one
+(``data.tune``), its ``OUT/tune/model`` is used instead of the slot's model.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Optional, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from adamllm.backbone import IMAGE_PLACEHOLDER, GenerationSettings, ModelSlot
+from adamllm.records import ImageCaptionPair, TaskTriplet
+
+from .parse import REASONS, TurnFormat, detect, parse
+from .protocol import PROFILES, ProtocolProfile
+
+#: The last user message while rendering; the prompt is cut where it starts.
+OPEN_TURN = "\u2063adamllm-open-user-turn\u2063"
+#: Reason of a pair that could not be prompted or generated (bad image, too long, ...).
+BAD_SAMPLE = "bad_sample"
+MAX_PROBLEMS = 20
+
+
+class MLLMSynthesizerConfig(BaseModel):
+    """Options of the ``adamllm`` synthesizer (the ``synthesizer`` section of a run config)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: ModelSlot = Field(description="The synthesizer MLLM, a backbone section, e.g. "
+                                         "{type: llava_next, model: AdaptLLM/visual-instruction-synthesizer}.")
+    max_new_tokens: int = Field(512, ge=1, description="Generation budget per image (greedy).")
+    batch_size: int = Field(8, ge=1, description="Pairs per generation batch.")
+    profile: str = Field("released", description="The protocol profile (strings the synthesizer was tuned on).")
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"unknown protocol profile {value!r}; profiles: {', '.join(sorted(PROFILES))}")
+        return value
+
+
+def open_user_turn_prompt(adapter: Any, caption: str, profile: ProtocolProfile) -> str:
+    """The synthesizer prompt for one caption, in the adapter's chat template: the first exchange
+    (image + describe request, the caption as answer), then an opened, empty user turn."""
+    messages = [{"role": "user", "content": IMAGE_PLACEHOLDER + profile.describe},
+                {"role": "assistant", "content": caption},
+                {"role": "user", "content": OPEN_TURN}]
+    rendered = adapter.render(messages)
+    if rendered.count(OPEN_TURN) != 1:
+        raise ValueError(f"the {getattr(adapter, 'family', '?')} chat template did not render the last "
+                         f"user message exactly once; cannot open a user turn")
+    return rendered[:rendered.index(OPEN_TURN)]
+
+
+class MLLMSynthesizer:
+    """Writes at most one task triplet per pair with a tuned synthesizer MLLM (``Synthesizer``).
+
+    ``stats``: counters the stage may merge into ``stats.json``: ``pairs``, ``triplets``, one per
+    reason of no triplet (``no_pair``, ``truncated_only``, ``unbalanced``, ``parse_error``,
+    ``bad_sample``), ``truncated`` (continuations that ran out of tokens, with or without a
+    triplet), ``generated_tokens``, ``generation_seconds`` and ``tokens_per_s``; ``problems``
+    holds the first few per-sample errors.
+    """
+
+    def __init__(self, config: MLLMSynthesizerConfig) -> None:
+        self.config = config
+        self.profile: ProtocolProfile = PROFILES[config.profile]
+        self._adapter: Any = None
+        self._counts: Counter = Counter()
+        self._seconds = 0.0
+        self.problems: list[str] = []
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        counts = {key: self._counts.get(key, 0) for key in
+                  ("pairs", "triplets", *REASONS, BAD_SAMPLE, "truncated", "generated_tokens")}
+        seconds = round(self._seconds, 3)
+        counts["generation_seconds"] = seconds
+        counts["tokens_per_s"] = round(counts["generated_tokens"] / seconds, 2) if seconds > 0 else None
+        return counts
+
+    def adapter(self, ctx: Any) -> Any:
+        """The synthesizer model's adapter, built on first use: the model the run's ``tune`` stage
+        wrote (``OUT/tune/model``) when it tuned one, else the slot's model as given."""
+        if self._adapter is None:
+            tuned = getattr(ctx, "tuned_synthesizer_model", lambda: None)()
+            adapter = ctx.build_model(self.config.model, tuned)
+            if not callable(getattr(adapter, "generate_from_text", None)):
+                raise TypeError(f"backbone {self.config.model.type!r} cannot continue a rendered prompt "
+                                f"(no generate_from_text); the synthesizer needs an image-text backbone")
+            self._adapter = adapter
+        return self._adapter
+
+    # -- the Synthesizer protocol ---------------------------------------------------------
+    def synthesize(self, pairs: Sequence[ImageCaptionPair], ctx: Any) -> list[Optional[TaskTriplet]]:
+        adapter = self.adapter(ctx)
+        results: list[Optional[TaskTriplet]] = []
+        for start in range(0, len(pairs), self.batch_size):
+            results += self._batch(adapter, list(pairs[start:start + self.batch_size]))
+        return results
+
+    # -- internals ------------------------------------------------------------------------
+    def _problem(self, pair: ImageCaptionPair, exc: Exception) -> None:
+        self._counts[BAD_SAMPLE] += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(f"pair {pair.id}: {exc}")
+
+    def _batch(self, adapter: Any, pairs: list[ImageCaptionPair]) -> list[Optional[TaskTriplet]]:
+        from adamllm.images import load_rgb
+
+        self._counts["pairs"] += len(pairs)
+        prepared: dict[int, tuple[str, Any]] = {}
+        for i, pair in enumerate(pairs):
+            try:
+                prepared[i] = (open_user_turn_prompt(adapter, pair.caption, self.profile), load_rgb(pair.image))
+            except (OSError, ValueError) as exc:  # unreadable image (BadImage), template trouble
+                self._problem(pair, exc)
+        if not prepared:
+            return [None] * len(pairs)
+        fmt = detect(next(iter(prepared.values()))[0])
+        stops = self._stop_tokens(adapter, fmt)
+        continuations = self._generate(adapter, pairs, prepared, stops)
+        out: list[Optional[TaskTriplet]] = []
+        for i, pair in enumerate(pairs):
+            text = continuations.get(i)
+            out.append(None if text is None else self._triplet(pair, text, fmt, stops, adapter))
+        return out
+
+    def _stop_tokens(self, adapter: Any, fmt: TurnFormat) -> list[str]:
+        """Tokens that end generation: the end-of-text token the synthesizer was tuned to write,
+        and the tokenizer's eos unless it is the end-of-turn marker (which must not stop it)."""
+        tokens = [getattr(adapter, "end_of_text_token", "") or ""]
+        tokenizer = getattr(adapter, "tokenizer", None)
+        eos = getattr(tokenizer, "eos_token", None)
+        if eos and eos != fmt.end:
+            tokens.append(eos)
+        tokens = [t for t in dict.fromkeys(tokens) if t]
+        return tokens or list(fmt.end_of_text)
+
+    def _generate(self, adapter: Any, pairs: list[ImageCaptionPair], prepared: dict[int, tuple[str, Any]],
+                  stops: list[str]) -> dict[int, str]:
+        settings = GenerationSettings(max_new_tokens=self.config.max_new_tokens, do_sample=False,
+                                      keep_special_tokens=True)
+        order = sorted(prepared)
+
+        def run(indices: list[int]) -> list[str]:
+            started = time.perf_counter()
+            try:
+                return adapter.generate_from_text([prepared[i][0] for i in indices],
+                                                  [[prepared[i][1]] for i in indices], settings,
+                                                  stop_tokens=stops)
+            finally:
+                self._seconds += time.perf_counter() - started
+
+        try:
+            texts = run(order)
+        except ValueError:  # one sample cannot be encoded (too long, bad image): find it
+            texts = None
+        if texts is not None:
+            return dict(zip(order, texts))
+        found: dict[int, str] = {}
+        for i in order:
+            try:
+                found[i] = run([i])[0]
+            except ValueError as exc:
+                self._problem(pairs[i], exc)
+        return found
+
+    def _triplet(self, pair: ImageCaptionPair, text: str, fmt: TurnFormat, end_of_text: list[str],
+                 adapter: Any) -> Optional[TaskTriplet]:
+        self._counts["generated_tokens"] += _count_tokens(adapter, text)
+        triplet, reason, truncated = parse(text, fmt, self.profile, end_of_text)
+        if truncated:
+            self._counts["truncated"] += 1
+        if triplet is None:
+            self._counts[reason] += 1
+            return None
+        self._counts["triplets"] += 1
+        instruction, precise, informative = triplet
+        return TaskTriplet(id=pair.id, image=pair.image, instruction=instruction, precise=precise,
+                           informative=informative, raw=text)
+
+
+def _count_tokens(adapter: Any, text: str) -> int:
+    tokenizer = getattr(adapter, "tokenizer", None)
+    if tokenizer is None or not text:
+        return 0
+    try:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    except Exception:  # a tokenizer-like object without that call: no count
+        return 0

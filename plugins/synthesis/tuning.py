@@ -1,0 +1,256 @@
+"""Tuning a visual instruction synthesizer: seed conversations and the ``tune`` stage.
+
+``tuning_conversations`` turns joined seed records (``adamllm.plugins.synthesis.seed``) into
+ShareGPT records, one per image (docs/method.md §2): turn 1 is ``<image>`` + the profile's
+describe request, answered by the caption; then every precise and informative pair as a user turn
+``profile.ask(kind, instruction)`` answered by its answer, in an order shuffled per record by an
+RNG seeded with ``(seed, record id)``. An exact ``round(blank_ratio * n)`` of the conversations
+(a seeded draw) show a blank white image instead of theirs, caption and answers unchanged; an
+optional dev split (``round(dev_ratio * n)``, a seeded draw made after the blank draw) is
+returned apart and never trained. The same seeds and seed give byte-identical JSONL.
+
+These conversations are trained under ``label_policy: after_first_turn``: no loss on the first
+exchange, loss on every later token, user turns included, and on an appended end-of-text token.
+
+The ``tune`` stage (``run_tune_stage``)
+---------------------------------------
+Its row in ``adamllm.stages.STAGE_TABLE`` comes before ``synthesize``, with kind ``trainer`` and
+``depends_on=("synthesizer", "trainer")``. The kind is the component kind a stage *runs*: tune
+runs the trainer (built from the ``trainer`` section through the registry, default ``sft``), on
+the model of the synthesizer's slot (``synthesizer.model``), so both sections are in its
+fingerprint. Kind ``synthesizer`` would misname it and would also make "the first stage of kind
+synthesizer" (the stage-component contract suites look stages up that way) the tune stage.
+(Because the whole synthesizer section is fingerprinted, changing a generation setting there
+also reruns tune; the sections are the fingerprint's unit.)
+
+Seed data: ``data.tune`` names one **folder**::
+
+    captions.json  precise.json  informative.json  images/
+
+or, to keep the released files' names, the same folder with a ``tune.yaml`` naming them
+(``captions:``, ``precise:``, ``informative:``, ``image_root:``, paths inside the folder) and
+optionally ``blank_ratio:`` (default 0.1) and ``dev_ratio:`` (default 0). A folder, not a loose
+manifest, because the run's fingerprint of ``data.tune`` then covers every seed file and image.
+Image paths of the seed files resolve under the image root (``images/``) and must stay inside it.
+
+It writes ``OUT/tune/seed_conversations.jsonl`` (``seed_dev.jsonl`` with a dev split),
+``blank.png``, the trainer's files and the tuned model in ``OUT/tune/model``, which the synthesize
+stage uses instead of the slot's model (``StageContext.tuned_synthesizer_model()``). The records'
+image paths are absolute (the seed images were confined to their root when read, the blank image
+is the stage's own). Without ``data.tune`` the stage is skipped, and says so.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+from .protocol import RELEASED, ProtocolProfile
+from .seed import IMAGE_PLACEHOLDER, SeedRecord
+
+BLANK_SIZE = (448, 448)
+FOLDER_FILES = {"captions": "captions.json", "precise": "precise.json", "informative": "informative.json",
+                "image_root": "images"}
+MANIFEST = "tune.yaml"
+SKIP_MESSAGE = "no seed data (data.tune); using the synthesizer model as given"
+
+
+class TuningSet(NamedTuple):
+    train: list[dict]
+    dev: list[dict]
+    blanked: list[str]  # ids of the conversations whose image is the blank one
+
+
+def write_blank_image(path: str | Path, size: tuple[int, int] = BLANK_SIZE) -> Path:
+    """A plain white RGB PNG at ``path`` (left as is when it is already there)."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.png")
+        Image.new("RGB", size, (255, 255, 255)).save(tmp, format="PNG")
+        tmp.replace(path)
+    return path
+
+
+def _default_blank() -> Path:
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "adamllm"
+    return write_blank_image(cache / f"blank-{BLANK_SIZE[0]}x{BLANK_SIZE[1]}.png")
+
+
+def _draw(n: int, ratio: float, rng: random.Random) -> set[int]:
+    if not 0 <= ratio <= 1:
+        raise ValueError(f"a ratio must lie in [0, 1], got {ratio}")
+    return set(rng.sample(range(n), round(ratio * n))) if n else set()
+
+
+def conversation(record: SeedRecord, profile: ProtocolProfile, rng: random.Random) -> list[dict]:
+    """The messages of one seed record: the describe exchange, then its task turns shuffled."""
+    turns = [("precise", p) for p in record.precise] + [("informative", p) for p in record.informative]
+    rng.shuffle(turns)
+    messages = [{"role": "user", "content": IMAGE_PLACEHOLDER + profile.describe},
+                {"role": "assistant", "content": record.caption}]
+    for kind, pair in turns:
+        messages += [{"role": "user", "content": profile.ask(kind, pair.instruction)},
+                     {"role": "assistant", "content": pair.answer}]
+    return messages
+
+
+def tuning_conversations(seeds: Sequence[SeedRecord], profile: ProtocolProfile = RELEASED, *, seed: int,
+                         blank_ratio: float = 0.1, blank_image: str | Path | None = None,
+                         dev_ratio: float = 0.0) -> TuningSet:
+    """ShareGPT records ``{"id", "messages", "images"}`` for tuning a synthesizer (module docstring).
+
+    ``blank_image``: the blank image's path as written in the records; None: a plain white PNG
+    generated once in ``~/.cache/adamllm``. Returns ``TuningSet(train, dev, blanked)``.
+    """
+    seeds = list(seeds)
+    n = len(seeds)
+    blank = _draw(n, blank_ratio, random.Random(f"adamllm-tune-blank:{seed}"))
+    if blank and blank_image is None:
+        blank_image = _default_blank()
+    dev = _draw(n, dev_ratio, random.Random(f"adamllm-tune-dev:{seed}"))
+    train_records, dev_records, blanked = [], [], []
+    for index, record in enumerate(seeds):
+        rng = random.Random(f"adamllm-tune-order:{seed}:{record.id}")
+        image = str(blank_image) if index in blank else record.image
+        if index in blank:
+            blanked.append(record.id)
+        out = {"id": record.id, "messages": conversation(record, profile, rng), "images": [image]}
+        (dev_records if index in dev else train_records).append(out)
+    return TuningSet(train_records, dev_records, blanked)
+
+
+def write_jsonl(records: Sequence[dict], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+# -- the tune stage ---------------------------------------------------------------------------
+def seed_layout(folder: str | Path) -> dict[str, Any]:
+    """The seed files of a ``data.tune`` folder (its ``tune.yaml`` if any, else the default names),
+    as absolute paths inside the folder, with ``blank_ratio`` and ``dev_ratio``."""
+    import yaml
+
+    from adamllm.io import DataError, resolve_under
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data.tune must be a folder holding {', '.join(FOLDER_FILES.values())} "
+                        f"(or a {MANIFEST} naming the seed files); got {folder}")
+    options: dict[str, Any] = {}
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        loaded = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise DataError(f"{manifest}: expected a mapping")
+        unknown = sorted(set(loaded) - set(FOLDER_FILES) - {"blank_ratio", "dev_ratio"})
+        if unknown:
+            raise DataError(f"{manifest}: unknown key(s) {', '.join(unknown)}; keys: "
+                            f"{', '.join([*FOLDER_FILES, 'blank_ratio', 'dev_ratio'])}")
+        options = loaded
+    layout: dict[str, Any] = {}
+    for key, default in FOLDER_FILES.items():
+        path = resolve_under(folder, str(options.get(key, default)))
+        if not path.exists():
+            raise DataError(f"{folder}: no {key} {'folder' if key == 'image_root' else 'file'} "
+                            f"{path.relative_to(folder.resolve())}")
+        layout[key] = path
+    for key, default in (("blank_ratio", 0.1), ("dev_ratio", 0.0)):
+        value = options.get(key, default)
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise DataError(f"{manifest}: {key} must be a number in [0, 1], got {value!r}")
+        layout[key] = float(value)
+    return layout
+
+
+def _trainer(ctx):
+    """The trainer section's trainer (default: sft) with ``label_policy: after_first_turn``."""
+    from adamllm.stages import StageError
+
+    selection = ctx.config.trainer
+    name = selection.type if selection is not None else "sft"
+    spec = ctx.plugins.spec("trainer", name)
+    options = selection.options if selection is not None else None
+    if options is None:
+        model = spec.load_config_model()
+        options = model() if model is not None else None
+    if options is None or not hasattr(options, "label_policy"):
+        raise StageError(f"stage 'tune' needs a trainer with a label_policy option (sft); {name!r} has none")
+    if options.label_policy != "after_first_turn":
+        ctx.echo(f"[tune] training under label_policy after_first_turn (the trainer section says "
+                 f"{options.label_policy!r}, which applies to the train stage)")
+    options = options.model_copy(update={"label_policy": "after_first_turn"})
+    trainer = spec.build(options)
+    if not hasattr(trainer, "train"):
+        raise StageError(f"trainer {name!r} has no train(adapter, records, out_dir, ...) method")
+    return trainer, name
+
+
+def run_tune_stage(ctx) -> dict:
+    """Build the seed conversations from ``data.tune`` and train the synthesizer's model on them."""
+    from adamllm.backbone import ModelSlot
+    from adamllm.stages import StageError
+
+    source = ctx.config.data.get("tune")
+    if not source:
+        ctx.echo(f"[tune] {SKIP_MESSAGE}")
+        return {"skipped": SKIP_MESSAGE}
+    synthesizer = ctx.config.synthesizer
+    slot = getattr(getattr(synthesizer, "options", None), "model", None)
+    if not isinstance(slot, ModelSlot):
+        raise StageError("stage 'tune' trains the synthesizer's model: it needs a 'synthesizer' section with a "
+                         "model slot (synthesizer: {type: adamllm, model: {type: llava_next, model: ...}})")
+    from .seed import read_seeds
+
+    layout = seed_layout(source)
+    out = ctx.stage_dir
+    profile = getattr(synthesizer.options, "profile", None)
+    if isinstance(profile, str):
+        from .protocol import PROFILES
+
+        if profile not in PROFILES:
+            raise StageError(f"unknown protocol profile {profile!r}; profiles: {', '.join(PROFILES)}")
+        profile = PROFILES[profile]
+    profile = profile if isinstance(profile, ProtocolProfile) else RELEASED
+    quarantine = ctx.quarantine()
+    with quarantine:
+        seeds = read_seeds(layout["captions"], layout["precise"], layout["informative"], layout["image_root"],
+                           quarantine=quarantine)
+        if not seeds.records:
+            raise StageError(f"stage 'tune': no usable seed image in {source} (an image needs a caption, a "
+                             f"precise and an informative pair): {seeds.stats}")
+        tuning = tuning_conversations(seeds.records, profile, seed=ctx.config.seed,
+                                      blank_ratio=layout["blank_ratio"],
+                                      blank_image=write_blank_image(out / "blank.png").resolve(),
+                                      dev_ratio=layout["dev_ratio"])
+        write_jsonl(tuning.train, out / "seed_conversations.jsonl")
+        if tuning.dev:
+            write_jsonl(tuning.dev, out / "seed_dev.jsonl")
+        ctx.echo(f"[tune] {len(tuning.train)} seed conversations ({len(tuning.blanked)} with a blank image, "
+                 f"{len(tuning.dev)} held out) from {seeds.stats['seed_images']} of "
+                 f"{seeds.stats['captioned_images']} captioned images")
+        trainer, trainer_name = _trainer(ctx)
+        trainer_config = getattr(trainer, "config", None)
+        seed = getattr(trainer_config, "seed", None)
+        limit = getattr(trainer_config, "limit", None)
+        records = [{**r, "_where": f"{out / 'seed_conversations.jsonl'}:{i + 1}"}
+                   for i, r in enumerate(tuning.train[:limit] if limit else tuning.train)]
+        # image paths are absolute: the seed images were confined to their root when read
+        summary = trainer.train(ctx.build_model(slot), records, out, image_root=None,
+                                seed=seed if seed is not None else ctx.config.seed, resume=not ctx.force,
+                                backbone=slot.type, quarantine=quarantine)
+    model_dir = out / "model"
+    return {**(summary or {}), "seeds": seeds.stats, "conversations": len(tuning.train),
+            "blank_images": len(tuning.blanked), "dev_conversations": len(tuning.dev), "trainer": trainer_name,
+            "model_dir": str(model_dir) if model_dir.is_dir() else None}

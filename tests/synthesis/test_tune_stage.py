@@ -1,0 +1,147 @@
+"""The tune stage through `adamllm run`: seed folder → seed conversations → a tuned synthesizer model.
+
+The synthesizer section comes from a small third-party test plugin (installed as pip would, via an
+entry point on PYTHONPATH) whose options hold a model slot: the stage only needs that slot.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adamllm.io import DataError
+from adamllm.testing.data import write_seed_folder
+from adamllm.plugins.synthesis.tuning import seed_layout
+
+PLUGIN = '''
+from pydantic import BaseModel, ConfigDict
+
+from adamllm import hookimpl
+from adamllm.backbone import ModelSlot
+from adamllm.specs import SynthesizerSpec
+
+
+class SlotOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: ModelSlot
+
+
+class SlotSynth:
+    def __init__(self, config):
+        self.config = config
+
+    def synthesize(self, pairs, ctx):
+        return [None for _ in pairs]
+
+
+@hookimpl
+def adamllm_synthesizers():
+    return [SynthesizerSpec(name="slot_synth", factory="adamllm_test_tune.plugin:SlotSynth",
+                            config="adamllm_test_tune.plugin:SlotOptions", description="a model slot only")]
+'''
+
+
+def install_plugin(site: Path) -> None:
+    package = site / "adamllm_test_tune"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(PLUGIN)
+    info = site / "adamllm_test_tune-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: adamllm-test-tune\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[adamllm]\nadamllm-test-tune = adamllm_test_tune.plugin\n")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    install_plugin(site)
+    return site
+
+
+def run_cli(site: Path, *args):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "adamllm.cli", *args], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+CONFIG = ("output_dir: out\nseed: 1\nstages: [tune]\n"
+          "synthesizer: {type: slot_synth, model: {type: qwen2_vl, model: base, tiny: tiny}}\n"
+          "trainer: {type: sft, max_steps: 2, learning_rate: 0.003}\n")
+
+
+def tuned_model(config_path: Path, site: Path):
+    """StageContext.tuned_synthesizer_model() of the config, in a process that sees the plugin."""
+    code = ("import sys; from adamllm.config import load_config; from adamllm.registry import PluginManager; "
+            "from adamllm.runner import StageContext; pm = PluginManager(); "
+            "cfg = load_config(sys.argv[1], pm); print(StageContext('synthesize', cfg, pm).tuned_synthesizer_model())")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code, str(config_path)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
+def test_tune_stage_writes_conversations_and_a_loadable_tuned_model(tmp_path, site):
+    write_seed_folder(tmp_path / "seed")
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG + "data: {tune: seed}\n")
+    first = run_cli(site, "run", str(config))
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "out" / "tune"
+    lines = (out / "seed_conversations.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["id"] for r in records] == ["a.png", "b.png", "c.png"]  # d has no informative pair
+    assert records[1]["messages"][:2] == [{"role": "user", "content": "<image>Describe the image."},
+                                          {"role": "assistant", "content": "A blue circle on a grey background."}]
+    assert records[1]["images"] == [str((tmp_path / "seed" / "images" / "vflan" / "b.png").resolve())]
+    assert sorted(m["content"] for m in records[1]["messages"][2::2]) == [
+        "Answer with a precise response.\nWhat colour is it?",
+        "Answer with an informative response.\nWhat shape is it, and why?"]
+    assert "[tune] 3 seed conversations (0 with a blank image, 0 held out) from 3 of 4 captioned images" \
+        in first.stdout  # round(0.1 * 3) = 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["samples"] == 3
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["config"]["label_policy"] == "after_first_turn" and info["base_model"] == str(tmp_path / "base")
+    done = json.loads((out / "_done.json").read_text())
+    assert done["model_dir"] == str(out / "model") and done["seeds"]["no_informative_pair"] == 1
+
+    from adamllm.backbones.families import Qwen2VLAdapter
+
+    adapter = Qwen2VLAdapter.from_pretrained(out / "model")
+    assert adapter.model is not None and adapter.tokenizer.chat_template
+    assert tuned_model(config, site) == str(out / "model")
+
+    again = run_cli(site, "run", str(config))
+    assert again.returncode == 0 and "[tune] already done" in again.stdout
+    assert (out / "seed_conversations.jsonl").read_text().splitlines() == lines
+
+
+def test_tune_stage_without_seed_data_is_skipped(tmp_path, site):
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG)
+    result = run_cli(site, "run", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no seed data (data.tune); using the synthesizer model as given" in result.stdout
+    assert not (tmp_path / "out" / "tune" / "model").exists() and not (tmp_path / "base").exists()
+    assert tuned_model(config, site) == "None"
+
+
+def test_seed_folder_with_a_manifest_keeps_the_released_file_names(tmp_path):
+    names = ("ALLaVA-Caption-VFLAN-4V.json", "annotation_191-task_1k.json", "ALLaVA-Instruct-VFLAN-4V.json", "imgs")
+    folder = write_seed_folder(tmp_path / "seed", names)
+    with pytest.raises(DataError, match="no captions file captions.json"):
+        seed_layout(folder)
+    (folder / "tune.yaml").write_text(f"captions: {names[0]}\nprecise: {names[1]}\ninformative: {names[2]}\n"
+                                      f"image_root: {names[3]}\nblank_ratio: 0.5\n")
+    layout = seed_layout(folder)
+    assert layout["captions"] == (folder / names[0]).resolve() and layout["image_root"] == (folder / "imgs").resolve()
+    assert layout["blank_ratio"] == 0.5 and layout["dev_ratio"] == 0.0
+    (folder / "tune.yaml").write_text("captions: ../../elsewhere.json\n")
+    with pytest.raises(DataError, match="escapes its root"):
+        seed_layout(folder)
+    (folder / "tune.yaml").write_text("caption: x.json\n")
+    with pytest.raises(DataError, match="unknown key"):
+        seed_layout(folder)
