@@ -35,6 +35,7 @@ test: install
 bench: install
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/trainer_throughput.py
+	$(BIN)/python bench/generation.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

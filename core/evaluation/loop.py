@@ -310,21 +310,22 @@ def generate_batch(adapter, samples: list, settings, quarantine: Quarantine | No
 
 
 def _answer(adapter, conversations: list, images: list, settings) -> tuple[list[str], list[str | None]]:
-    """The backbone's answers; on a ``ValueError`` each sample alone, so one refusal costs one sample."""
+    """The backbone's answers (``adamllm.generation.generate_all``, one length-sorted batch that
+    out-of-memory errors split); on a ``ValueError`` each sample alone, so one refusal costs one
+    sample: its answer is empty and its error is kept."""
+    from ..generation import GenerationError, generate_all
+
+    errors: list[str | None] = [None] * len(conversations)
+
+    def refused(index: int, exc: Exception) -> None:
+        errors[index] = f"{type(exc).__name__}: {exc}"
+
     try:
-        answers = adapter.generate(conversations, images, settings)
-    except ValueError as exc:
-        if len(conversations) == 1:
-            return [""], [f"{type(exc).__name__}: {exc}"]
-        predictions, errors = [], []
-        for conversation, image in zip(conversations, images):
-            answer, error = _answer(adapter, [conversation], [image], settings)
-            predictions += answer
-            errors += error
-        return predictions, errors
-    if len(answers) != len(conversations):
-        raise EvaluationError(f"the backbone returned {len(answers)} answers for {len(conversations)} prompts")
-    return [str(a) for a in answers], [None] * len(conversations)
+        answers = generate_all(adapter, list(zip(conversations, images)), settings,
+                               batch_size=max(1, len(conversations)), method="generate", on_error=refused)
+    except GenerationError as exc:
+        raise EvaluationError(str(exc)) from None
+    return ["" if a is None else a for a in answers], errors
 
 
 def prediction_record(benchmark: str, sample, prediction: str, judge, index: int, error: str | None = None) -> dict:

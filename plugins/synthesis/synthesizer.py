@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adamllm.backbone import IMAGE_PLACEHOLDER, GenerationSettings, ModelSlot
+from adamllm.generation import generate_all
 from adamllm.records import ImageCaptionPair, TaskTriplet
 
 from .parse import REASONS, TurnFormat, detect, parse
@@ -160,29 +161,14 @@ class MLLMSynthesizer:
         settings = GenerationSettings(max_new_tokens=self.config.max_new_tokens, do_sample=False,
                                       keep_special_tokens=True)
         order = sorted(prepared)
-
-        def run(indices: list[int]) -> list[str]:
-            started = time.perf_counter()
-            try:
-                return adapter.generate_from_text([prepared[i][0] for i in indices],
-                                                  [[prepared[i][1]] for i in indices], settings,
-                                                  stop_tokens=stops)
-            finally:
-                self._seconds += time.perf_counter() - started
-
+        started = time.perf_counter()
         try:
-            texts = run(order)
-        except ValueError:  # one sample cannot be encoded (too long, bad image): find it
-            texts = None
-        if texts is not None:
-            return dict(zip(order, texts))
-        found: dict[int, str] = {}
-        for i in order:
-            try:
-                found[i] = run([i])[0]
-            except ValueError as exc:
-                self._problem(pairs[i], exc)
-        return found
+            texts = generate_all(adapter, [(prepared[i][0], [prepared[i][1]]) for i in order], settings,
+                                 batch_size=len(order), method="generate_from_text",
+                                 on_error=lambda k, exc: self._problem(pairs[order[k]], exc), stop_tokens=stops)
+        finally:
+            self._seconds += time.perf_counter() - started
+        return {i: text for i, text in zip(order, texts) if text is not None}
 
     def _triplet(self, pair: ImageCaptionPair, text: str, fmt: TurnFormat, end_of_text: list[str],
                  adapter: Any) -> Optional[TaskTriplet]:
