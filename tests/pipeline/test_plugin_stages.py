@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from adamllm.testing.data import write_pairs
+from adamllm.testing.distributions import fake_distribution
 from adamllm.testing.stage_contract import ComposerContract, FilterContract, SynthesizerContract
 
 PLUGIN = '''
@@ -110,14 +111,9 @@ def adamllm_composers():
 
 def install_test_package(site: Path) -> None:
     """What pip leaves in site-packages: the module and a dist-info folder with the entry point."""
-    package = site / "adamllm_test_stages"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "plugin.py").write_text(PLUGIN)
-    info = site / "adamllm_test_stages-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: adamllm-test-stages\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[adamllm]\nadamllm-test-stages = adamllm_test_stages.plugin\n")
+    fake_distribution(site, "adamllm-test-stages", version="0.1",
+                      modules={"adamllm_test_stages.__init__": "", "adamllm_test_stages.plugin": PLUGIN},
+                      entry_points={"adamllm-test-stages": "adamllm_test_stages.plugin"})
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from adamllm.testing.data import write_pairs
+from adamllm.testing.distributions import fake_distribution
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
 STAGES = ("synthesize", "filter", "compose", "train", "evaluate")
@@ -39,10 +40,8 @@ benchmarks: [{{type: slake, source: {bench}, limit: 8, max_new_tokens: 3, batch_
 def env(tmp_path_factory):
     """A site folder whose entry point registers adamllm.testing.components, as pip would."""
     site = tmp_path_factory.mktemp("site")
-    info = site / "adamllm_testing_components-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: adamllm-testing-components\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[adamllm]\nadamllm-testing-components = adamllm.testing.components:PLUGIN\n")
+    fake_distribution(site, "adamllm-testing-components",
+                      entry_points={"adamllm-testing-components": "adamllm.testing.components:PLUGIN"})
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
             "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 

@@ -13,6 +13,7 @@ import pytest
 
 from adamllm.io import DataError
 from adamllm.testing.data import write_seed_folder
+from adamllm.testing.distributions import fake_distribution
 from adamllm.plugins.synthesis.tuning import seed_layout
 
 PLUGIN = '''
@@ -44,14 +45,9 @@ def adamllm_synthesizers():
 
 
 def install_plugin(site: Path) -> None:
-    package = site / "adamllm_test_tune"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "plugin.py").write_text(PLUGIN)
-    info = site / "adamllm_test_tune-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: adamllm-test-tune\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[adamllm]\nadamllm-test-tune = adamllm_test_tune.plugin\n")
+    fake_distribution(site, "adamllm-test-tune", version="0.1",
+                      modules={"adamllm_test_tune.__init__": "", "adamllm_test_tune.plugin": PLUGIN},
+                      entry_points={"adamllm-test-tune": "adamllm_test_tune.plugin"})
 
 
 @pytest.fixture(scope="module")
