@@ -211,7 +211,7 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _decide(stage: str, done: dict | None, running: dict | None, fingerprint: dict, force: bool,
+def _decide(done: dict | None, running: dict | None, fingerprint: dict, force: bool,
             reran: str | None) -> tuple[str, str]:
     """``(action, why)``: action ``skip``, ``resume`` (run, keep partial work) or ``fresh``."""
     if force:
@@ -253,7 +253,7 @@ def run_pipeline(
         folder = config.output_dir / row.name
         fingerprint = stage_fingerprint(config, row, ctx.input_paths())
         done, running = _read_json(folder / DONE), _read_json(folder / RUNNING)
-        action, why = _decide(row.name, done, running, fingerprint, force, reran)
+        action, why = _decide(done, running, fingerprint, force, reran)
         if action == "skip":
             echo(f"[{row.name}] already done with the same config and inputs; skipping (--force reruns it)")
             summaries[row.name] = done

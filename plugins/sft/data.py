@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adamllm.io import DataError, iter_records
+from adamllm.quarantine import Quarantine
 from adamllm.records import TrainingExample
 
 def _check(record: Any, where: str) -> dict:
@@ -38,15 +39,14 @@ def _check(record: Any, where: str) -> dict:
 def _accept(records: list[dict], seen: set[str], record: Any, where: str, default_id: str, quarantine) -> None:
     try:
         checked = _check(record, where)
-        checked.setdefault("id", default_id)
-        if checked["id"] in seen:
-            raise DataError(f"{where}: id {checked['id']!r} appears more than once; the first is kept")
     except DataError as exc:
-        if quarantine is None:
-            raise
         quarantine.reject(where, str(exc).removeprefix(f"{where}: "),
-                          kind="duplicate_id" if "appears more than once" in str(exc) else "bad_record",
                           record_id=str(record.get("id")) if isinstance(record, dict) and "id" in record else None)
+        return
+    checked.setdefault("id", default_id)
+    if checked["id"] in seen:
+        quarantine.reject(where, f"id {checked['id']!r} appears more than once; the first is kept",
+                          kind="duplicate_id", record_id=str(checked["id"]))
         return
     seen.add(checked["id"])
     checked["_where"] = where
@@ -65,7 +65,8 @@ def load_records(source: str | Path, *, limit: int | None = None, split: str = "
     path = Path(source).expanduser()
     records: list[dict] = []
     seen: set[str] = set()
-    reject = quarantine.reject if quarantine is not None else None
+    quarantine = quarantine if quarantine is not None else Quarantine(None, "error")
+    reject = quarantine.reject
     if path.is_file():  # JSONL, or a JSON array (.json); a record without id gets its line or position
         array = path.suffix.lower() == ".json"
         for index, (where, record) in enumerate(iter_records(path, on_error=reject)):
