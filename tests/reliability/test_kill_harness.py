@@ -127,14 +127,19 @@ def test_killed_stages_resume_to_the_uninterrupted_result(tmp_path, env):
     assert result["scores"] == outputs_of_clean_run["scores"]
 
 
-def test_stale_resume_starts_over_and_names_what_changed(tmp_path, env):
-    pairs = write_pairs(tmp_path / "pairs", n=16, seed=5)
-    model = tmp_path / "tiny_qwen"
-    config = write_config(tmp_path, "run", pairs, model, lr=0.003)
+def killed_mid_training(tmp_path: Path, env: dict, n_pairs: int, seed: int) -> tuple[Path, Path, Path]:
+    """A run at lr 0.003 killed inside its train stage (checkpoints on disk); (pairs, config, out)."""
+    pairs = write_pairs(tmp_path / "pairs", n=n_pairs, seed=5)
+    config = write_config(tmp_path, "run", pairs, tmp_path / "tiny_qwen", lr=0.003)
     out = tmp_path / "run"
-    rng = random.Random(7)
-    while not kill_inside("train", config, out, env, rng):  # killed mid-training, checkpoints on disk
+    rng = random.Random(seed)
+    while not kill_inside("train", config, out, env, rng):
         (out / "train" / "_done.json").unlink(missing_ok=True)
+    return pairs, config, out
+
+
+def test_stale_resume_starts_over_and_names_what_changed(tmp_path, env):
+    pairs, config, out = killed_mid_training(tmp_path, env, n_pairs=16, seed=7)
     assert not (out / "train" / "_done.json").exists()
     records = json.loads(pairs.read_text())
     pairs.write_text(json.dumps(records[:-2], indent=2))  # the data changed...
@@ -150,13 +155,7 @@ def test_stale_resume_starts_over_and_names_what_changed(tmp_path, env):
 
 
 def test_stale_resume_with_only_the_trainer_changed_names_the_field(tmp_path, env):
-    pairs = write_pairs(tmp_path / "pairs", n=8, seed=5)
-    model = tmp_path / "tiny_qwen"
-    config = write_config(tmp_path, "run", pairs, model, lr=0.003)
-    out = tmp_path / "run"
-    rng = random.Random(3)
-    while not kill_inside("train", config, out, env, rng):
-        (out / "train" / "_done.json").unlink(missing_ok=True)
+    _, config, out = killed_mid_training(tmp_path, env, n_pairs=8, seed=3)
     config.write_text(config.read_text().replace("learning_rate: 0.003", "learning_rate: 0.002"))
     result = run_to_end(config, env)
     assert "[train] starting over: an interrupted run of it used other settings: " \
