@@ -243,8 +243,12 @@ def config_validate(ctx: click.Context, config_file: str) -> None:
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--stages", help=f"Comma-separated stages to run (default: the config's): {', '.join(STAGES)}.")
 @click.option("--force", is_flag=True, help="Rerun the stages from scratch even if nothing changed.")
+@click.option("--preview", type=click.IntRange(min=1), metavar="N",
+              help="Run synthesize/filter/compose on the first N pairs into OUTPUT_DIR-preview/ and print "
+                   "the first triplets (nothing else is run or changed).")
 @click.pass_context
-def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages: str | None, force: bool) -> None:
+def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages: str | None, force: bool,
+        preview: int | None) -> None:
     """Run the pipeline stages of CONFIG_FILE.
 
     KEY=VALUE arguments override config fields (trainer.learning_rate=2e-5, benchmarks.0.limit=4),
@@ -258,6 +262,12 @@ def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages
     pm = _app(ctx).plugins
     cfg = load_config(config_file, pm, list(overrides))
     selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    if preview is not None:
+        from .preview import preview_dir, run_preview
+
+        with output_lock(preview_dir(cfg.output_dir), command=command_line(ctx, config_file, *overrides)):
+            run_preview(cfg, pm, preview, selected, echo=click.echo)
+        return
     with output_lock(cfg.output_dir, command=command_line(ctx, config_file, *overrides)):
         run_pipeline(cfg, pm, selected, force=force, echo=click.echo)
 

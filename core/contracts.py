@@ -36,7 +36,9 @@ class Filter(Protocol):
     """Labels each triplet ``yes`` / ``no`` / ``open`` (stage ``filter``; ``yes`` is kept).
 
     ``judge`` gets a batch of triplets and returns one ``Verdict`` per triplet, in order, with the
-    triplet's ``id`` (``raw`` may hold the judge's own words).
+    triplet's ``id`` (``raw`` may hold the judge's own words). Optional: a ``stats`` dict attribute
+    (counters of this run) and ``summarize(verdicts) -> dict`` (numbers over every verdict of the
+    stage, resumed ones included, e.g. agreement with gold labels); both go into ``stats.json``.
     """
 
     def judge(self, triplets: Sequence[TaskTriplet], ctx: StageContext) -> Sequence[Verdict]: ...

@@ -11,16 +11,20 @@ live here so a plugin only implements the method its kind needs.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .io import JsonlAppender, completed_ids, iter_records, write_jsonl
+from .io import JsonlAppender, completed_ids, count_records, iter_records, write_jsonl
 from .pairs import PairStats
+from .quarantine import REJECTED, Quarantine
 from .records import TaskTriplet, TrainingExample, Verdict
+from .sharding import World, merge_in_order, remove_shards, shard_path, shards
 from .stages import StageError
 
+DATASET = "dataset"  # compose: the mix as a `datasets` save_to_disk folder
 PROGRESS = "_progress.jsonl"  # synthesize: every pair handled, with or without a triplet
 DEFAULT_BATCH_SIZE = 8
 
@@ -48,16 +52,25 @@ def _results(component: Any, method: str, batch: Sequence, ctx) -> list:
     return results
 
 
-def _progress(total: int | None, desc: str, initial: int = 0):
+def _progress(total: int | None, desc: str, initial: int = 0, world: World | None = None):
+    """A bar with records/s and, when the total is known, the ETA (the main process's only)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="rec", dynamic_ncols=True, leave=False)
+    return tqdm(total=total, initial=initial, desc=desc, unit="rec", dynamic_ncols=True, leave=False,
+                disable=world is not None and not world.is_main)
 
 
 def _fresh(ctx, *paths: Path) -> None:
     if ctx.force:
         for path in paths:
             path.unlink(missing_ok=True)
+
+
+def _count(path: Path) -> int | None:
+    try:
+        return count_records(path)
+    except (OSError, ValueError):  # DataError: the stage's reader says what is wrong with the file
+        return None
 
 
 def _write_stats(ctx, stats: dict) -> dict:
@@ -78,8 +91,8 @@ def _readable_image(path: str) -> str | None:
     return None
 
 
-def _unique_pairs(ctx, pair_stats: PairStats, quarantine, check_images: bool = True) -> Iterator:
-    """The domain's pairs with duplicate ids and unreadable images set aside."""
+def _unique_pairs(ctx, pair_stats: PairStats, quarantine) -> Iterator:
+    """The domain's pairs, in source order, with repeated ids set aside (the first is kept)."""
     seen: set[str] = set()
     for pair in ctx.pairs(pair_stats):
         if pair.id in seen:
@@ -87,7 +100,13 @@ def _unique_pairs(ctx, pair_stats: PairStats, quarantine, check_images: bool = T
                               f"is kept", kind="duplicate_id", record_id=pair.id)
             continue
         seen.add(pair.id)
-        problem = _readable_image(pair.image) if check_images else None
+        yield pair
+
+
+def _readable_pairs(pairs: Iterable, quarantine) -> Iterator:
+    """Pairs whose image decodes (a corrupt one is set aside before it reaches a model)."""
+    for pair in pairs:
+        problem = _readable_image(pair.image)
         if problem is not None:
             quarantine.reject(pair.where or pair.image, problem, kind="bad_image", record_id=pair.id)
             continue
@@ -101,15 +120,60 @@ def _require_some(stage: str, usable: int, quarantine, what: str) -> None:
                          + (f"; see {quarantine.path}" if quarantine.total and quarantine.path else ""))
 
 
+class _Shares:
+    """One data stage's outputs under data parallelism (``adamllm.sharding``): this process's
+    files, the ids finished by any process of any earlier run, and this process's quarantine."""
+
+    def __init__(self, ctx, world: World, *outputs: Path) -> None:
+        self.world, self.outputs = world, outputs
+        if world.is_main:
+            _fresh(ctx, *outputs)
+            if ctx.force:
+                for path in (*outputs, ctx.stage_dir / REJECTED):
+                    remove_shards(path)
+            self.quarantine = ctx.quarantine()  # source problems and the main process's own records
+        else:  # every process reads the same source: only the main one records its problems
+            self.quarantine = Quarantine(None, ctx.config.on_bad_record)
+        world.barrier()  # old files are gone before anyone reads what is done
+        self.done = set().union(*(completed_ids(p) for path in outputs for p in [path, *shards(path)]))
+        world.barrier()  # everybody has read what is done before anyone appends
+        rejected = ctx.stage_dir / REJECTED
+        self.own_quarantine = self.quarantine if world.is_main else Quarantine(
+            shard_path(rejected, world.rank), ctx.config.on_bad_record)
+
+    def mine(self, path: Path) -> Path:
+        return self.world.output(path)
+
+    def merge(self, ctx, ids_in_order) -> None:
+        """After every process finished: the main process merges shards into the main files."""
+        self.own_quarantine.close()
+        self.world.barrier()
+        if self.world.is_main and any(shards(p) for p in self.outputs):
+            order = list(ids_in_order())
+            for path in self.outputs:
+                merge_in_order(path, order)
+            _merge_rejected(ctx.stage_dir / REJECTED, self.quarantine)
+        self.world.barrier()
+
+
+def _merge_rejected(path: Path, quarantine) -> None:
+    for shard in shards(path):
+        for _, entry in iter_records(shard, tolerant=True):
+            quarantine.reject(entry.get("where", "?"), entry.get("reason", "?"), kind=entry.get("kind", "bad_record"),
+                              record_id=entry.get("id"))
+        shard.unlink(missing_ok=True)
+
+
 def run_synthesize_stage(ctx) -> dict:
+    world = World()
     synthesizer = ctx.component()
     out, progress_file = ctx.output_path(), ctx.stage_dir / PROGRESS
-    _fresh(ctx, out, progress_file)
-    done = completed_ids(progress_file) | completed_ids(out)
-    quarantine = ctx.quarantine()
+    shares = _Shares(ctx, world, out, progress_file)
+    done, quarantine = shares.done, shares.quarantine
     pair_stats = PairStats(quarantine=quarantine)
     counts: Counter = Counter()
     name = type(synthesizer).__name__
+    total = ctx.pair_total() if world.is_main else None
 
     def pending():
         for pair in _unique_pairs(ctx, pair_stats, quarantine):
@@ -118,9 +182,11 @@ def run_synthesize_stage(ctx) -> dict:
                 continue
             yield pair
 
-    with quarantine, JsonlAppender(out) as triplets, JsonlAppender(progress_file) as handled, \
-            _progress(None, "synthesize") as bar:
-        for batch in batched(pending(), getattr(synthesizer, "batch_size", DEFAULT_BATCH_SIZE)):
+    with quarantine, shares.own_quarantine, JsonlAppender(shares.mine(out)) as triplets, \
+            JsonlAppender(shares.mine(progress_file)) as handled, \
+            _progress(total, "synthesize", len(done), world) as bar:
+        mine = _readable_pairs(world.mine(pending()), shares.own_quarantine)
+        for batch in batched(mine, getattr(synthesizer, "batch_size", DEFAULT_BATCH_SIZE)):
             for pair, result in zip(batch, _results(synthesizer, "synthesize", batch, ctx)):
                 if result is not None:
                     triplet = _coerce(TaskTriplet, result, f"{name}.synthesize")
@@ -132,39 +198,56 @@ def run_synthesize_stage(ctx) -> dict:
                 else:
                     counts["no_triplet"] += 1
                 handled.write({"id": pair.id, "triplet": result is not None})
-            bar.update(len(batch))
+            bar.update(len(batch) * world.size)
+    silent = Quarantine(None)  # the order pass: problems were recorded by the pass above
+    shares.merge(ctx, lambda: (p.id for p in _unique_pairs(ctx, PairStats(quarantine=silent), silent)))
     handled_ids = completed_ids(progress_file)
-    _require_some("synthesize", len(handled_ids), quarantine, "image-caption pairs")
+    if world.is_main:
+        _require_some("synthesize", len(handled_ids), Quarantine(ctx.stage_dir / REJECTED), "image-caption pairs")
     total_triplets = len(completed_ids(out))
-    return _write_stats(ctx, {"pairs_read": pair_stats.read, "pairs_skipped": pair_stats.skipped,
-                              "triplets": total_triplets, "this_run": dict(counts),
-                              "no_triplet": len(handled_ids) - total_triplets, **quarantine.stats(),
-                              **(getattr(synthesizer, "stats", None) or {})})
+    quarantined = Quarantine(ctx.stage_dir / REJECTED) if world.is_main else quarantine
+    stats = {"pairs_read": pair_stats.read, "pairs_skipped": pair_stats.skipped,
+             "triplets": total_triplets, "this_run": dict(counts),
+             "no_triplet": len(handled_ids) - total_triplets, **quarantined.stats(),
+             "num_processes": world.size, **(getattr(synthesizer, "stats", None) or {})}
+    return _write_stats(ctx, stats) if world.is_main else stats
 
 
 # -- filter ---------------------------------------------------------------------------------
 def run_filter_stage(ctx) -> dict:
+    world = World()
     judge = ctx.component()
     source, out = ctx.input_path(), ctx.output_path()
-    _fresh(ctx, out)
-    done = completed_ids(out)
+    shares = _Shares(ctx, world, out)
+    done, quarantine = shares.done, shares.quarantine
     name = type(judge).__name__
-    quarantine = ctx.quarantine()
-    pending = (t for t in _unique(iter_records(source, TaskTriplet, on_error=quarantine.reject), quarantine)
-               if t.id not in done)
-    with quarantine, JsonlAppender(out) as verdicts, _progress(None, "filter", len(done)) as bar:
+
+    def unique(q):
+        return _unique(iter_records(source, TaskTriplet, on_error=q.reject), q)
+
+    pending = world.mine(t for t in unique(quarantine) if t.id not in done)
+    total = _count(source) if world.is_main else None
+    with quarantine, JsonlAppender(shares.mine(out)) as verdicts, \
+            _progress(total, "filter", len(done), world) as bar:
         for batch in batched(pending, getattr(judge, "batch_size", DEFAULT_BATCH_SIZE)):
             for triplet, result in zip(batch, _results(judge, "judge", batch, ctx)):
                 verdict = _coerce(Verdict, result, f"{name}.judge")
                 if verdict.id != triplet.id:
                     raise StageError(f"{name}.judge returned a verdict for {verdict.id!r} for triplet {triplet.id!r}")
                 verdicts.write(verdict)
-            bar.update(len(batch))
-    counts = Counter(v.verdict for _, v in iter_records(out, Verdict))
+            bar.update(len(batch) * world.size)
+    shares.merge(ctx, lambda: (t.id for t in unique(Quarantine(None))))
+    if not world.is_main:
+        return {}
+    every = [v for _, v in iter_records(out, Verdict)]
+    counts = Counter(v.verdict for v in every)
     total = sum(counts.values())
     _require_some("filter", total, quarantine, "triplets")
+    summarize = getattr(judge, "summarize", None)  # optional: stats over every verdict, resumed ones too
     return _write_stats(ctx, {"triplets": total, "verdicts": dict(counts),
-                              "keep_rate": round(counts["yes"] / total, 4) if total else None, **quarantine.stats()})
+                              "keep_rate": round(counts["yes"] / total, 4) if total else None, **quarantine.stats(),
+                              "num_processes": world.size, **(getattr(judge, "stats", None) or {}),
+                              **(summarize(every) if summarize else {})})
 
 
 # -- compose --------------------------------------------------------------------------------
@@ -184,7 +267,34 @@ def _by_id(path: Path, model: type, quarantine) -> dict[str, Any]:
     return {r.id: r for r in _unique(iter_records(path, model, on_error=quarantine.reject), quarantine)}
 
 
+def _save_dataset(mix: Path, folder: Path) -> Path:
+    """The mix as a ``datasets`` folder too (``load_from_disk``), for trainers that read that."""
+    import shutil
+    import tempfile
+
+    from datasets import Dataset
+
+    with tempfile.TemporaryDirectory(prefix=".dataset-", dir=folder.parent) as tmp:
+        dataset = Dataset.from_json(str(mix), cache_dir=str(Path(tmp) / "cache"))
+        dataset.save_to_disk(str(Path(tmp) / "saved"))
+        del dataset
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(Path(tmp) / "saved", folder)
+    return folder
+
+
 def run_compose_stage(ctx) -> dict:
+    world = World()
+    if not world.is_main:  # one writer; the other processes wait for the mix
+        world.barrier()
+        return {}
+    try:
+        return _compose(ctx)
+    finally:
+        world.barrier()
+
+
+def _compose(ctx) -> dict:
     composer = ctx.component()
     quarantine = ctx.quarantine()
     with quarantine:
@@ -192,12 +302,14 @@ def run_compose_stage(ctx) -> dict:
         verdicts = _by_id(ctx.input_path("filter"), Verdict, quarantine)
         name = type(composer).__name__
         pair_stats = PairStats(quarantine=quarantine)
-        pairs = _unique_pairs(ctx, pair_stats, quarantine, check_images=False)  # synthesize decoded them
+        pairs = _unique_pairs(ctx, pair_stats, quarantine)  # images: synthesize decoded them
         examples = (_coerce(TrainingExample, e, f"{name}.compose")
                     for e in composer.compose(pairs, triplets, verdicts, ctx))
         count = write_jsonl(ctx.output_path(), examples)
     if count == 0:
         raise StageError(f"{name}.compose wrote no training example from {pair_stats.read} pairs")
+    dataset = _save_dataset(ctx.output_path(), ctx.stage_dir / DATASET)
     stats = {"pairs_read": pair_stats.read, "triplets": len(triplets), "verdicts": len(verdicts),
-             "examples": count, **(getattr(composer, "stats", None) or {}), **quarantine.stats()}
+             "examples": count, "dataset": str(dataset), **(getattr(composer, "stats", None) or {}),
+             **quarantine.stats()}
     return _write_stats(ctx, stats)

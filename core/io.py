@@ -81,6 +81,16 @@ _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
+def count_records(path: str | Path) -> int:
+    """How many records ``iter_records`` would read from ``path`` (bad ones included): non-blank
+    lines of a JSONL file, elements of a JSON array. For progress bars, so it only scans."""
+    path = Path(path)
+    if _is_array_file(path):
+        return sum(1 for _ in _array_rows(path))
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
 def _is_array_file(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):

@@ -190,9 +190,7 @@ def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[...,
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file: no image-caption pairs in it")
     read = reader_for(format, reader)
-    for count, (where, pair) in enumerate(read(path, stats=stats)):
-        if limit is not None and count >= limit:
-            return
+    for count, (where, pair) in enumerate(read(path, stats=stats), start=1):
         if not isinstance(pair, ImageCaptionPair):
             try:
                 pair = ImageCaptionPair.model_validate(pair)
@@ -200,3 +198,5 @@ def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[...,
                 raise DataError(f"{where}: the {format} reader gave an invalid pair: {exc}") from None
         pair.where = pair.where or where
         yield where, pair
+        if limit is not None and count >= limit:
+            return  # before the reader reads (and counts) one more

@@ -35,10 +35,14 @@ class TaskTriplet(Record):
 
 
 class Verdict(Record):
-    """The consistency filter's label for one triplet (output of ``filter``)."""
+    """The consistency filter's label for one triplet (output of ``filter``).
+
+    ``other``: the judge's words are none of the three labels under the filter's parsing (the
+    paper's exact test drops "Yes." this way); like ``no`` and ``open`` it is not kept.
+    """
 
     id: str
-    verdict: Literal["yes", "no", "open"]
+    verdict: Literal["yes", "no", "open", "other"]
     raw: str = ""
 
 

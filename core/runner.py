@@ -42,6 +42,7 @@ class StageContext:
     summary: dict[str, Any] = field(default_factory=dict)
     force: bool = False  # start from scratch (no resuming from this stage's partial work)
     echo: Callable[[str], None] = print
+    pair_limit: int | None = None  # read only the first N pairs (``adamllm run --preview N``)
 
     @property
     def stage(self) -> Stage:
@@ -182,15 +183,37 @@ class StageContext:
         sources = self._pair_sources(required=False)
         return sources[0][0].parent if sources else None
 
+    def pair_total(self) -> int | None:
+        """About how many pairs ``pairs()`` will give (records in the source, bad ones included,
+        up to ``domain.limit``), for a progress bar's ETA; None for a plugin's own format."""
+        from .io import DataError, count_records
+
+        sources = self._pair_sources()
+        if any(reader is not None for _, _, reader in sources):
+            return None
+        try:
+            total = sum(count_records(path) for path, _, _ in sources)
+        except (OSError, DataError):
+            return None  # the stage's reader says what is wrong with the file
+        limit = self._limit()
+        return min(total, limit) if limit is not None else total
+
+    def _limit(self) -> int | None:
+        limits = [getattr(getattr(self.config.domain, "options", None), "limit", None), self.pair_limit]
+        return min((n for n in limits if n is not None), default=None)
+
     def pairs(self, stats: Any = None) -> Iterator[Any]:
         """The domain's image-caption pairs (``data.synthesize``, else the domain's declared source
         chosen by ``domain.source``), as ``ImageCaptionPair`` records, whatever reader made them."""
         from .pairs import read_pairs
 
-        limit = getattr(getattr(self.config.domain, "options", None), "limit", None)
         for path, fmt, reader in self._pair_sources():
-            for _where, pair in read_pairs(path, fmt, reader, limit=limit, stats=stats):
+            for _where, pair in read_pairs(path, fmt, reader, limit=self._limit(), stats=stats):
                 yield pair
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 def done_marker(output_dir: Path, stage: str) -> Path:
@@ -238,22 +261,30 @@ def run_pipeline(
     *,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    pair_limit: int | None = None,
 ) -> dict[str, dict]:
-    """Run ``stages`` (default: the config's) in pipeline order; returns each stage's summary."""
+    """Run ``stages`` (default: the config's) in pipeline order; returns each stage's summary.
+    ``pair_limit``: the stages read only the first N image-caption pairs (a preview)."""
     wanted = stages or config.stages
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise StageError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    main_process = os.environ.get("RANK", "0") == "0"  # one writer under multi-process launchers
+    from .sharding import World
+
+    world = World()  # under a multi-process launcher: one writer of the markers, same decisions everywhere
+    main_process = world.is_main
+    if not main_process:
+        echo = _quiet  # one voice: the main process reports for all
     summaries: dict[str, dict] = {}
     reran: str | None = None
     for row in (s for s in STAGE_TABLE if s.name in wanted):
-        ctx = StageContext(row.name, config, plugins, echo=echo)
+        ctx = StageContext(row.name, config, plugins, echo=echo, pair_limit=pair_limit)
         folder = config.output_dir / row.name
         fingerprint = stage_fingerprint(config, row, ctx.input_paths())
         done, running = _read_json(folder / DONE), _read_json(folder / RUNNING)
         action, why = _decide(done, running, fingerprint, force, reran)
+        world.barrier()  # every process decided from the same markers before the main one changes them
         if action == "skip":
             echo(f"[{row.name}] already done with the same config and inputs; skipping (--force reruns it)")
             summaries[row.name] = done
@@ -274,6 +305,7 @@ def run_pipeline(
         if main_process:
             _write_json(folder / DONE, {**summary, "fingerprint": fingerprint})
             (folder / RUNNING).unlink(missing_ok=True)
+        world.barrier()
         summaries[row.name] = summary
         reran = reran or row.name
         echo(f"[{row.name}] done in {summary['seconds']} s")

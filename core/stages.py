@@ -61,7 +61,8 @@ class Stage:
 
 STAGE_TABLE: tuple[Stage, ...] = (
     Stage("tune", "trainer", "TrainingExample", "model", (),
-          ("synthesizer.model", "synthesizer.profile", "trainer"), "adamllm.plugins.synthesis.tuning:run_tune_stage"),
+          ("synthesizer.model", "synthesizer.profile", "synthesizer.tuning", "trainer"),
+          "adamllm.plugins.synthesis.tuning:run_tune_stage"),
     Stage("synthesize", "synthesizer", "ImageCaptionPair", "triplets.jsonl", (),
           ("domain", "synthesizer"), "adamllm.data_stages:run_synthesize_stage"),
     Stage("filter", "filter", "TaskTriplet", "verdicts.jsonl", ("synthesize",),

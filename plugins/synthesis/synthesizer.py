@@ -45,6 +45,10 @@ class MLLMSynthesizerConfig(BaseModel):
     max_new_tokens: int = Field(512, ge=1, description="Generation budget per image (greedy).")
     batch_size: int = Field(8, ge=1, description="Pairs per generation batch.")
     profile: str = Field("released", description="The protocol profile (strings the synthesizer was tuned on).")
+    tuning: dict[str, Any] = Field(default_factory=dict, description=(
+        "Trainer options of the tune stage, over the trainer section's (which trains the target model): "
+        "the paper tunes its synthesizer for 2 epochs at lr 2e-5, vision tower 2e-6, e.g. "
+        "{num_epochs: 2, learning_rate: 2e-5}."))
 
     @field_validator("profile")
     @classmethod

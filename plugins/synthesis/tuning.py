@@ -175,16 +175,27 @@ def seed_layout(folder: str | Path) -> dict[str, Any]:
 
 
 def _trainer(ctx):
-    """The trainer section's trainer (default: sft) with ``label_policy: after_first_turn``."""
+    """The trainer section's trainer (default: sft) with the synthesizer section's ``tuning``
+    options over its own, and ``label_policy: after_first_turn``."""
+    from pydantic import ValidationError
+
     from adamllm.stages import StageError
 
     selection = ctx.config.trainer
     name = selection.type if selection is not None else "sft"
     spec = ctx.plugins.spec("trainer", name)
     options = selection.options if selection is not None else None
+    model = spec.load_config_model()
     if options is None:
-        model = spec.load_config_model()
         options = model() if model is not None else None
+    tuning = dict(getattr(getattr(ctx.config.synthesizer, "options", None), "tuning", None) or {})
+    if tuning and options is not None:
+        try:  # validated again as a whole, so a bad value names synthesizer.tuning.<field>
+            options = type(options).model_validate({**options.model_dump(exclude_unset=True), **tuning})
+        except ValidationError as exc:
+            problems = "; ".join(f"synthesizer.tuning.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors())
+            raise StageError(f"stage 'tune': invalid trainer options: {problems}") from None
     if options is None or not hasattr(options, "label_policy"):
         raise StageError(f"stage 'tune' needs a trainer with a label_policy option (sft); {name!r} has none")
     if options.label_policy != "after_first_turn":

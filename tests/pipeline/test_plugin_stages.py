@@ -173,6 +173,10 @@ def test_entry_point_plugin_runs_synthesize_filter_compose(site, tmp_path):
     compose_stats = json.loads((out / "compose" / "stats.json").read_text())
     assert compose_stats["branches"] == {"caption+task": len(ids), "caption only": 0, "dropped": 8 - len(ids)}
     assert "fingerprint" in json.loads((out / "compose" / "_done.json").read_text())
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(out / "compose" / "dataset"))  # the same mix, as a `datasets` folder
+    assert dataset["id"] == ids and dataset[0]["messages"] == mix[0]["messages"] and dataset["images"][1] == mix[1]["images"]
 
     again = run_cli(site, "run", str(config))
     assert again.returncode == 0 and again.stdout.count("already done") == 3, again.stdout

@@ -141,3 +141,22 @@ def test_seed_folder_with_a_manifest_keeps_the_released_file_names(tmp_path):
     (folder / "tune.yaml").write_text("caption: x.json\n")
     with pytest.raises(DataError, match="unknown key"):
         seed_layout(folder)
+
+
+def test_tuning_options_of_the_synthesizer_override_the_trainer_section_for_tune_only(tmp_path, site):
+    write_seed_folder(tmp_path / "seed")
+    config = tmp_path / "run.yaml"
+    synth = ("synthesizer: {type: adamllm, model: {type: qwen2_vl, model: base, tiny: tiny},\n"
+             "              tuning: {max_steps: 1, learning_rate: 0.01}}\n")
+    config.write_text(CONFIG.replace(CONFIG.splitlines()[3] + "\n", synth) + "data: {tune: seed}\n")
+    result = run_cli(site, "run", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "out" / "tune"
+    assert json.loads((out / "summary.json").read_text())["steps"] == 1  # the trainer section says 2
+    info = json.loads((out / "run_info.json").read_text())["config"]
+    assert info["learning_rate"] == 0.01 and info["max_steps"] == 1 and info["label_policy"] == "after_first_turn"
+
+    bad = run_cli(site, "run", str(config), "synthesizer.tuning.max_steps=-3")
+    assert bad.returncode != 0
+    assert "synthesizer.tuning.max_steps" in bad.stderr and "Traceback" not in bad.stderr
+    assert "[tune] rerunning from scratch" in bad.stdout  # the tuning options are part of its fingerprint

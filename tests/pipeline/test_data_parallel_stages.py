@@ -1,0 +1,103 @@
+"""Data-parallel synthesize and filter under ``torchrun`` (two CPU processes, gloo): each process
+takes its share, the main process merges by id in input order, and the merged files are
+byte-identical to a single-process run's, from scratch and when resuming a single-process run
+that was interrupted."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adamllm.testing.data import write_pairs
+from adamllm.testing.distributions import fake_distribution
+
+FILES = ("synthesize/triplets.jsonl", "synthesize/_progress.jsonl", "filter/verdicts.jsonl")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    fake_distribution(site, "adamllm-testing-components",
+                      entry_points={"adamllm-testing-components": "adamllm.testing.components:PLUGIN"})
+    return site
+
+
+def _env(site: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _run(site: Path, config: Path, processes: int) -> subprocess.CompletedProcess:
+    if processes == 1:
+        command = [sys.executable, "-m", "adamllm.cli", "run", str(config)]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                   "--standalone", "-m", "adamllm.cli", "run", str(config)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env(site), cwd=config.parent)
+
+
+def _project(root: Path) -> Path:
+    pairs = write_pairs(root / "pairs", n=11)
+    records = json.loads(pairs.read_text())
+    (root / "pairs" / "images" / "pair4.png").write_bytes(b"not a png")  # quarantined by its owner
+    records.append(records[2])  # a repeated pair: set aside once, not once per process
+    pairs.write_text(json.dumps(records, indent=2))
+    config = root / "run.yaml"
+    config.write_text("output_dir: out\nstages: [synthesize, filter]\n"
+                      "data: {synthesize: pairs/image_caption_pairs.json}\n"
+                      "synthesizer: {type: rules}\nfilter: {type: testing_overlap, batch_size: 2}\n")
+    return config
+
+
+def _read(out: Path) -> dict:
+    return {name: (out / name).read_bytes() for name in FILES}
+
+
+def test_two_processes_write_what_one_process_writes(tmp_path, site):
+    config = _project(tmp_path)  # the same folder for both runs: records hold absolute image paths
+    ran = _run(site, config, 1)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    one = _read(tmp_path / "out")
+    shutil.rmtree(tmp_path / "out")
+    ran = _run(site, config, 2)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+
+    two = tmp_path / "out"
+    assert _read(two) == one
+    assert len(one["synthesize/_progress.jsonl"].splitlines()) == 10  # 12 records: 1 repeat, 1 bad image
+    for stage in ("synthesize", "filter"):
+        assert not list((two / stage).glob("*.rank*")), "shards are merged away"
+    rejected = [json.loads(line) for line in (two / "synthesize" / "rejected.jsonl").read_text().splitlines()]
+    assert sorted(r["kind"] for r in rejected) == ["bad_image", "duplicate_id"]
+    stats = json.loads((two / "synthesize" / "stats.json").read_text())
+    assert stats["num_processes"] == 2 and stats["rejected"] == 2
+    # the main process took positions 0, 2, ..., 10 of the 11 distinct pairs; pair 4's image is bad
+    assert stats["this_run"]["triplets"] + stats["this_run"].get("no_triplet", 0) == 5
+    assert json.loads((two / "filter" / "stats.json").read_text())["triplets"] == 10
+
+
+def test_two_processes_resume_an_interrupted_single_process_run(tmp_path, site):
+    config = _project(tmp_path / "one")
+    assert _run(site, config, 1).returncode == 0
+    out = tmp_path / "one" / "out"
+    expected = _read(out)
+    # as if the single-process run had been killed after 3 pairs: markers say "running"
+    shutil.rmtree(out / "filter")
+    synth = out / "synthesize"
+    for name in ("triplets.jsonl", "_progress.jsonl"):
+        lines = (synth / name).read_text().splitlines(keepends=True)
+        keep = 3 if name == "_progress.jsonl" else sum(
+            json.loads(p)["triplet"] for p in (synth / "_progress.jsonl").read_text().splitlines()[:3])
+        (synth / name).write_text("".join(lines[:keep]))
+    done = json.loads((synth / "_done.json").read_text())
+    (synth / "_running.json").write_text(json.dumps(done["fingerprint"]))
+    (synth / "_done.json").unlink()
+
+    ran = _run(site, config, 2)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "[synthesize] resuming" in ran.stdout
+    assert _read(out) == expected
+    assert json.loads((synth / "stats.json").read_text())["this_run"]["already_done"] == 3
