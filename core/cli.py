@@ -293,6 +293,36 @@ def tiny(ctx: click.Context, backbone: str, out_dir: str, size: str, seed: int, 
     click.echo(f"wrote a {size} random {backbone} checkpoint to {out_dir}")
 
 
+@cli.command("inspect")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON (card.json holds them too).")
+@click.option("--sample", type=click.IntRange(0), default=8, show_default=True, help="Records shown per outcome.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the records' choice.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="The run config (default: read from the stages' fingerprints in RUN_DIR).")
+@click.option("--against", multiple=True, type=click.Path(exists=True),
+              help="Also compare the training images with this image folder or benchmark file (repeatable).")
+@click.option("--threshold", type=click.IntRange(0, 32), default=4, show_default=True,
+              help="Largest perceptual-hash distance (of 64 bits) that counts as a near-duplicate.")
+@click.option("--no-overlap", is_flag=True, help="Skip the overlap check with benchmark images.")
+@click.option("--workers", type=click.IntRange(1), default=min(4, os.cpu_count() or 1), show_default="up to 4",
+              help="Processes that decode images for hashing.")
+@click.pass_context
+def inspect_run(ctx: click.Context, run_dir: str, as_json: bool, sample: int, seed: int, config_file: str | None,
+                against: tuple[str, ...], threshold: int, no_overlap: bool, workers: int) -> None:
+    """Write RUN_DIR/card.html: counts per stage, length histograms, sampled records, overlap with benchmarks."""
+    from .card import write_card
+
+    card, path = write_card(run_dir, _app(ctx).plugins, sample=sample, seed=seed, config=config_file,
+                            against=against, threshold=threshold, overlap=not no_overlap, workers=workers)
+    overlap = card.numbers["overlap"]
+    checked = overlap["status"] in ("checked", "skipped")
+    said = f" ({overlap['message']})" if checked else ""
+    click.echo(json.dumps(card.numbers, indent=2) if as_json else f"wrote {path}{said}")
+    if not checked:
+        click.echo(f"warning: {overlap['message']}", err=True)
+
+
 def command_line(ctx: click.Context, *args: str) -> str:
     """``adamllm COMMAND ARGS...`` as the user typed it (what a lock file records)."""
     return shlex.join(["adamllm", *ctx.command_path.split()[1:], *map(str, args)])
