@@ -143,6 +143,11 @@ class VisionLanguageAdapter:
     #: Whether ``collate_packed`` is correct for this family (see ``packing.py``): the language
     #: model uses self-attention only, so samples packed in one row can be kept apart.
     supports_packing: ClassVar[bool] = False
+    #: The checkpoint ``model_type`` values the adapter loads (empty: any that contains the family name).
+    model_types: ClassVar[tuple[str, ...]] = ()
+    #: The system message put before every evaluation prompt (None: none is added; the chat
+    #: template's own default applies), as the reference code prompts the family (docs/backbones.md).
+    evaluation_system_message: ClassVar[str | None] = None
 
     def __init__(self, config: BackboneConfig | None = None, *, model: Any = None, processor: Any = None) -> None:
         self.config = config or BackboneConfig(model="")
@@ -185,10 +190,14 @@ class VisionLanguageAdapter:
         if cfg.device == "auto":
             kwargs["device_map"] = "auto"
         model = AutoModelForImageTextToText.from_pretrained(cfg.model, **kwargs)
-        expected = self.family.replace("_", "")
-        if expected not in model.config.model_type.replace("_", ""):
+        model_type = model.config.model_type
+        if self.model_types:
+            matches = model_type in self.model_types
+        else:
+            matches = self.family.replace("_", "") in model_type.replace("_", "")
+        if not matches:
             raise ValueError(
-                f"{cfg.model} is a {model.config.model_type!r} checkpoint, not {self.family!r}: "
+                f"{cfg.model} is a {model_type!r} checkpoint, not {self.family!r}: "
                 f"select the matching backbone type"
             )
         if cfg.device != "auto":
@@ -204,7 +213,15 @@ class VisionLanguageAdapter:
 
     def _apply_pixel_budget(self, image_processor) -> None:
         if self.config.min_pixels is not None or self.config.max_pixels is not None:
-            raise ValueError(f"min_pixels/max_pixels apply to qwen2_vl only, not {self.family}")
+            raise ValueError(f"min_pixels/max_pixels apply to the Qwen-VL families (qwen2_vl, qwen2_5_vl, "
+                             f"qwen3_vl) only, not {self.family}")
+
+    def use_evaluation_settings(self) -> dict:
+        """Switch to the family's evaluation settings and return every setting that shapes an
+        evaluation prompt: ``system_message`` (the Qwen-VL families add their image budget). The
+        evaluation loop calls it before generating and records the result in ``run.json`` and the
+        report; it loads nothing."""
+        return {"system_message": self.evaluation_system_message}
 
     @property
     def image_token_id(self) -> int:

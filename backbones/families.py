@@ -1,97 +1,18 @@
-"""The three built-in families: what differs is the image placeholder, the processor call, how
-image tensors batch, and where the vision tower / projector / language model live."""
+"""The built-in image-text families: what differs is the image placeholder, the processor call, how
+image tensors batch, and where the vision tower / projector / language model live. The Qwen-VL
+families (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) share one base in ``qwen_vl_family``; they are
+re-exported here, so ``adamllm.backbones.families:Qwen2VLAdapter`` keeps working."""
 from __future__ import annotations
 
-import contextlib
-import types
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
-from .adapter import VisionLanguageAdapter, _pad, causal_lm, pad_dim
+from .adapter import VisionLanguageAdapter, pad_dim
+from .qwen_vl_family import QWEN_ADAPTERS, Qwen2_5_VLAdapter, Qwen2VLAdapter, Qwen3VLAdapter, QwenVLAdapter
 
-
-class Qwen2VLAdapter(VisionLanguageAdapter):
-    """Qwen2-VL (and Qwen2-VL-Instruct). Images become a variable number of ``<|image_pad|>``
-    tokens set by ``min_pixels``/``max_pixels``; M-RoPE positions need ``mm_token_type_ids``."""
-
-    family = "qwen2_vl"
-    supports_packing = True
-    image_token = "<|image_pad|>"
-    end_of_text_token = "<|endoftext|>"
-    pixel_keys = ("pixel_values", "image_grid_thw")
-    group_prefixes = {
-        "vision": ("model.visual",),
-        "projector": ("model.visual.merger",),
-        "language": ("model.language_model", "lm_head"),
-    }
-
-    def _apply_pixel_budget(self, image_processor) -> None:
-        # transformers 5 keeps the pixel budget in ``size`` (shortest_edge/longest_edge = min/max pixels)
-        size = dict(image_processor.size or {})
-        if self.config.min_pixels is not None:
-            size["shortest_edge"] = self.config.min_pixels
-        if self.config.max_pixels is not None:
-            size["longest_edge"] = self.config.max_pixels
-        image_processor.size = size
-
-    def consumed_image_tokens(self, sample: dict) -> int | None:
-        merge = self.model.config.vision_config.spatial_merge_size
-        return int(sample["image_grid_thw"].prod(-1).sum()) // merge**2 if "image_grid_thw" in sample else 0
-
-    def _positions(self, sample: dict) -> torch.Tensor:
-        """``(4, 1, length)``: the text positions (which tell the attention where samples start),
-        then the sample's own M-RoPE positions (temporal, height, width) from the model."""
-        ids = sample["input_ids"][None]
-        grid = sample.get("image_grid_thw")
-        token_types = sample.get("mm_token_type_ids", torch.zeros_like(sample["input_ids"]))[None]
-        base = causal_lm(self.model).model
-        if grid is None:
-            mrope = torch.arange(ids.shape[1]).expand(3, 1, -1)
-        else:
-            mrope, _ = base.get_rope_index(ids, image_grid_thw=grid, mm_token_type_ids=token_types)
-        text = torch.arange(ids.shape[1])[None, None]
-        return torch.cat([text, mrope.to(text.dtype)], dim=0)
-
-    @contextlib.contextmanager
-    def training_kernels(self, model) -> Iterator[None]:
-        """The vision patch embedding as the matrix product it is: its Conv3d has kernel = stride
-        = input size, i.e. one dot product per patch, and on CPU the convolution's backward takes
-        about 3x as long as a linear layer's (28.7 against 9.1 ms for 864 patches, measured). Same
-        weight, same result up to float rounding."""
-        embed = getattr(getattr(getattr(model, "model", None), "visual", None), "patch_embed", None)
-        if embed is None or not isinstance(getattr(embed, "proj", None), torch.nn.Conv3d):
-            yield
-            return
-        embed.forward = types.MethodType(_patch_embed_as_linear, embed)
-        try:
-            yield
-        finally:
-            del embed.forward  # back to the class's own forward
-
-    def _collate_packed_images(self, samples: Sequence[dict]) -> dict:
-        out = self._collate_images(samples, "right")
-        if "mm_token_type_ids" in out:  # per token: concatenated like the ids, not padded
-            out["mm_token_type_ids"] = torch.cat(
-                [s.get("mm_token_type_ids", torch.zeros_like(s["input_ids"])) for s in samples])[None]
-        return out
-
-    def _collate_images(self, samples: Sequence[dict], padding_side: str) -> dict:
-        out = {}
-        if any("mm_token_type_ids" in s for s in samples):
-            rows = [s.get("mm_token_type_ids", torch.zeros_like(s["input_ids"])) for s in samples]
-            out["mm_token_type_ids"] = _pad(rows, 0, padding_side)
-        with_images = [s for s in samples if "pixel_values" in s]
-        if with_images:
-            out["pixel_values"] = torch.cat([s["pixel_values"] for s in with_images])
-            out["image_grid_thw"] = torch.cat([s["image_grid_thw"] for s in with_images])
-        return out
-
-
-def _patch_embed_as_linear(self, hidden_states: torch.Tensor) -> torch.Tensor:
-    weight = self.proj.weight  # (embed_dim, channels, temporal, patch, patch)
-    flat = hidden_states.reshape(-1, weight[0].numel()).to(weight.dtype)
-    return torch.nn.functional.linear(flat, weight.reshape(weight.shape[0], -1))
+__all__ = ["ADAPTERS", "LlavaNextAdapter", "MllamaAdapter", "Qwen2VLAdapter", "Qwen2_5_VLAdapter",
+           "Qwen3VLAdapter", "QwenVLAdapter"]
 
 
 class LlavaNextAdapter(VisionLanguageAdapter):
@@ -191,4 +112,4 @@ class MllamaAdapter(VisionLanguageAdapter):
         }
 
 
-ADAPTERS = {cls.family: cls for cls in (Qwen2VLAdapter, LlavaNextAdapter, MllamaAdapter)}
+ADAPTERS = {cls.family: cls for cls in (*QWEN_ADAPTERS, LlavaNextAdapter, MllamaAdapter)}

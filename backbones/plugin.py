@@ -1,4 +1,4 @@
-"""Built-in backbone adapters: Qwen2-VL, LLaVA-NeXT and Llama-3.2-Vision (Mllama)."""
+"""Built-in backbone adapters: Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-NeXT and Llama-3.2-Vision (Mllama)."""
 from adamllm import hookimpl
 from adamllm.specs import BackboneSpec
 
@@ -21,6 +21,12 @@ def adamllm_backbones():
         BackboneSpec(name="qwen2_vl", factory="adamllm.backbones.families:Qwen2VLAdapter", config=CONFIG,
                      tiny=_tiny_builder("qwen2_vl"),
                      description="Qwen2-VL (e.g. Qwen/Qwen2-VL-2B-Instruct)"),
+        BackboneSpec(name="qwen2_5_vl", factory="adamllm.backbones.families:Qwen2_5_VLAdapter", config=CONFIG,
+                     tiny=_tiny_builder("qwen2_5_vl"),
+                     description="Qwen2.5-VL (e.g. Qwen/Qwen2.5-VL-3B-Instruct)"),
+        BackboneSpec(name="qwen3_vl", factory="adamllm.backbones.families:Qwen3VLAdapter", config=CONFIG,
+                     tiny=_tiny_builder("qwen3_vl"),
+                     description="Qwen3-VL, dense models (e.g. Qwen/Qwen3-VL-2B-Instruct)"),
         BackboneSpec(name="llava_next", factory="adamllm.backbones.families:LlavaNextAdapter", config=CONFIG,
                      tiny=_tiny_builder("llava_next"),
                      description="LLaVA-NeXT / LLaVA-v1.6 with a Llama-3 LM (transformers format)"),

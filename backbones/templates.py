@@ -1,14 +1,17 @@
 """Chat templates (Jinja) for the tiny checkpoints, mimicking the real models' formats.
 
-* ``QWEN2_VL_TEMPLATE``: ChatML as in Qwen2-VL-Instruct. A default system message
-  ("You are a helpful assistant.") is inserted when the conversation does not start with one;
-  an image item renders in place as ``<|vision_start|><|image_pad|><|vision_end|>``.
+* ``QWEN2_VL_TEMPLATE``: ChatML as in Qwen2-VL-Instruct and Qwen2.5-VL-Instruct (the two render
+  alike). A default system message ("You are a helpful assistant.") is inserted when the
+  conversation does not start with one; an image item renders in place as
+  ``<|vision_start|><|image_pad|><|vision_end|>``.
+* ``QWEN3_VL_TEMPLATE``: the same ChatML without the default system message, as in
+  Qwen3-VL-Instruct (a system turn is rendered only when the conversation has one).
 * ``LLAVA_NEXT_TEMPLATE``: Llama-3 headers as in llama3-llava-next; the images of a message
   come first, each as ``<image>\\n``, then its text.
 * ``MLLAMA_TEMPLATE``: Llama-3 headers as in Llama-3.2-Vision-Instruct; the images of a
   message come first, each as ``<|image|>``, then its text.
 
-All three accept the transformers content-list format
+All of them accept the transformers content-list format
 (``{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "..."}]}``) as
 well as plain string content, support ``add_generation_prompt``, and wrap each assistant body
 plus its end-of-turn token in ``{% generation %}`` tags so that
@@ -37,6 +40,7 @@ __all__ = [
     "LLAVA_NEXT_TEMPLATE",
     "MLLAMA_TEMPLATE",
     "QWEN2_VL_TEMPLATE",
+    "QWEN3_VL_TEMPLATE",
     "TEMPLATES",
     "template_for",
 ]
@@ -55,30 +59,39 @@ def _is_text(var: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Qwen2-VL: ChatML, items rendered in order.
+# The Qwen-VL families: ChatML, items rendered in order.
 # ---------------------------------------------------------------------------------------------
-_QWEN_PARTS = [
-    "{% macro render_content(content) %}",
-    "{% if content is string %}{{ content }}",
-    "{% else %}{% for item in content %}",
-    "{% if " + _is_image("item") + " %}<|vision_start|><|image_pad|><|vision_end|>",
-    "{% elif item['type'] == 'video' or 'video' in item %}<|vision_start|><|video_pad|><|vision_end|>",
-    "{% elif " + _is_text("item") + " %}{{ item['text'] }}",
-    "{% endif %}{% endfor %}{% endif %}",
-    "{% endmacro %}",
-    "{% for message in messages %}",
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\n" + DEFAULT_SYSTEM_MESSAGE + "<|im_end|>\n{% endif %}",
-    "{% if message['role'] == 'assistant' %}",
-    "<|im_start|>assistant\n{% generation %}{{ render_content(message['content']) }}"
-    "<|im_end|>{% endgeneration %}{{ '\\n' }}",
-    "{% else %}",
-    "<|im_start|>{{ message['role'] }}\n{{ render_content(message['content']) }}<|im_end|>\n",
-    "{% endif %}",
-    "{% endfor %}",
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
-]
-QWEN2_VL_TEMPLATE = "".join(_QWEN_PARTS)
+def _chatml_template(default_system: str | None) -> str:
+    """ChatML with images in place; ``default_system`` opens a conversation that has no system turn."""
+    parts = [
+        "{% macro render_content(content) %}",
+        "{% if content is string %}{{ content }}",
+        "{% else %}{% for item in content %}",
+        "{% if " + _is_image("item") + " %}<|vision_start|><|image_pad|><|vision_end|>",
+        "{% elif item['type'] == 'video' or 'video' in item %}<|vision_start|><|video_pad|><|vision_end|>",
+        "{% elif " + _is_text("item") + " %}{{ item['text'] }}",
+        "{% endif %}{% endfor %}{% endif %}",
+        "{% endmacro %}",
+        "{% for message in messages %}",
+    ]
+    if default_system is not None:
+        parts.append("{% if loop.first and message['role'] != 'system' %}"
+                     "<|im_start|>system\n" + default_system + "<|im_end|>\n{% endif %}")
+    parts += [
+        "{% if message['role'] == 'assistant' %}",
+        "<|im_start|>assistant\n{% generation %}{{ render_content(message['content']) }}"
+        "<|im_end|>{% endgeneration %}{{ '\\n' }}",
+        "{% else %}",
+        "<|im_start|>{{ message['role'] }}\n{{ render_content(message['content']) }}<|im_end|>\n",
+        "{% endif %}",
+        "{% endfor %}",
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+    ]
+    return "".join(parts)
+
+
+QWEN2_VL_TEMPLATE = _chatml_template(DEFAULT_SYSTEM_MESSAGE)
+QWEN3_VL_TEMPLATE = _chatml_template(None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,13 +127,15 @@ MLLAMA_TEMPLATE = _llama3_template("<|image|>")
 
 TEMPLATES = {
     "qwen2_vl": QWEN2_VL_TEMPLATE,
+    "qwen2_5_vl": QWEN2_VL_TEMPLATE,
+    "qwen3_vl": QWEN3_VL_TEMPLATE,
     "llava_next": LLAVA_NEXT_TEMPLATE,
     "mllama": MLLAMA_TEMPLATE,
 }
 
 
 def template_for(family: str) -> str:
-    """The chat template of a family (``qwen2_vl``, ``llava_next`` or ``mllama``)."""
+    """The chat template of a family (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``, ``llava_next``, ``mllama``)."""
     try:
         return TEMPLATES[family]
     except KeyError:

@@ -1,8 +1,8 @@
 """Tiny offline checkpoints of the real architectures, built from nothing.
 
 `build_tiny(family, out_dir, size, seed)` writes a complete checkpoint directory: a randomly
-initialised model of the real architecture (Qwen2-VL, LLaVA-NeXT on a Llama-3 language model,
-Mllama / Llama-3.2-Vision) saved as safetensors, its processor, a BPE tokenizer trained offline
+initialised model of the real architecture (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-NeXT on a
+Llama-3 language model, Mllama / Llama-3.2-Vision) saved as safetensors, its processor, a BPE tokenizer trained offline
 (`offline_tokenizer`), the chat template (`templates`) and an ``adamllm_tiny.json`` that records
 family, size and seed. Plain transformers loads the result:
 ``AutoModelForImageTextToText.from_pretrained(d)``, ``AutoTokenizer.from_pretrained(d)`` and the
@@ -13,8 +13,11 @@ Sizes:
 
 * ``tiny`` (about 0.2-0.3 M parameters, vocabulary 1024, images of a few tokens): unit tests.
 * ``small`` (about 5.5 M parameters, vocabulary 4096, text hidden 256 x 4 layers, vision 128
-  wide x 4 layers): demos. A 224 px image gives 36 image tokens (Qwen2-VL), 88 (LLaVA-NeXT) or
-  one ``<|image|>`` token plus 4 tiles x 24 = 96 cross-attended vision states (Mllama).
+  wide x 4 layers): demos. A 224 px image gives 36 image tokens (Qwen2-VL, Qwen2.5-VL, Qwen3-VL),
+  88 (LLaVA-NeXT) or one ``<|image|>`` token plus 4 tiles x 24 = 96 cross-attended vision states
+  (Mllama).
+
+The Qwen-VL shapes and configs live in `adamllm.backbones.tiny_qwen`.
 
 Mllama note: transformers initialises Mllama's tanh gates to zero, which makes a random model
 ignore its images; the builder sets them to `MLLAMA_GATE_VALUE` (see `_open_gates`).
@@ -37,6 +40,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .tiny_qwen import QWEN_FAMILIES, QWEN_FAMILY_SPECS, qwen_model_config
+
 __all__ = [
     "FAMILIES",
     "MARKER_FILE",
@@ -54,7 +59,7 @@ __all__ = [
     "tiny_config",
 ]
 
-FAMILIES = ("qwen2_vl", "llava_next", "mllama")
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_next", "mllama")
 SIZES = ("tiny", "small")
 
 #: Written beside config.json; records that a directory is an adamllm tiny build.
@@ -76,15 +81,21 @@ _LLAMA3_SPECIAL = (
 SPECIAL_TOKENS: dict[str, tuple[str, ...]] = {
     "causal_lm": _LLAMA3_SPECIAL,  # text-only Llama-3 (built by causal_lm.build_tiny_causal_lm)
     "qwen2_vl": _QWEN_SPECIAL,
+    "qwen2_5_vl": _QWEN_SPECIAL,
+    "qwen3_vl": _QWEN_SPECIAL,
     "llava_next": _LLAMA3_SPECIAL + ("<image>",),
     "mllama": _LLAMA3_SPECIAL + ("<|image|>",),
 }
 
-#: Which special token plays which part. ``bos`` is None for Qwen2-VL's tokenizer (as in the
-#: real one); the model config's bos id is then ``<|endoftext|>``, as in the real config.
+_QWEN_ROLES = {"bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>", "end_of_text": "<|endoftext|>",
+               "image": "<|image_pad|>"}
+
+#: Which special token plays which part. ``bos`` is None for the Qwen-VL tokenizers (as in the
+#: real ones); the model config's bos id is then ``<|endoftext|>``, as in the real configs.
 TOKEN_ROLES: dict[str, dict[str, str | None]] = {
-    "qwen2_vl": {"bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>",
-                 "end_of_text": "<|endoftext|>", "image": "<|image_pad|>"},
+    "qwen2_vl": dict(_QWEN_ROLES),
+    "qwen2_5_vl": dict(_QWEN_ROLES),
+    "qwen3_vl": dict(_QWEN_ROLES),
     "llava_next": {"bos": "<|begin_of_text|>", "eos": "<|eot_id|>",
                    "pad": "<|finetune_right_pad_id|>", "end_of_text": "<|end_of_text|>",
                    "image": "<image>"},
@@ -105,24 +116,7 @@ _TEXT = {
 
 # Per family and size: vision tower, image processor, processor and family-specific extras.
 _FAMILY = {
-    ("qwen2_vl", "tiny"): {
-        # head_dim 16 -> mrope_section sums to 8
-        "mrope_section": [2, 3, 3],
-        "vision": {"depth": 2, "embed_dim": 32, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14,
-                   "spatial_merge_size": 2, "temporal_patch_size": 2},
-        # 28*28 .. 56*56 pixels: 1 to 4 image tokens per image
-        "image_processor": {"min_pixels": 28 * 28, "max_pixels": 56 * 56, "patch_size": 14,
-                            "temporal_patch_size": 2, "merge_size": 2},
-    },
-    ("qwen2_vl", "small"): {
-        # head_dim 64 -> mrope_section sums to 32 (Qwen2-VL: [16, 24, 24] for head_dim 128)
-        "mrope_section": [8, 12, 12],
-        "vision": {"depth": 4, "embed_dim": 128, "num_heads": 4, "mlp_ratio": 4, "patch_size": 14,
-                   "spatial_merge_size": 2, "temporal_patch_size": 2},
-        # up to 168*168 pixels: a 224 px image -> 168x168 -> 6x6 = 36 image tokens
-        "image_processor": {"min_pixels": 56 * 56, "max_pixels": 168 * 168, "patch_size": 14,
-                            "temporal_patch_size": 2, "merge_size": 2},
-    },
+    **QWEN_FAMILY_SPECS,
     ("llava_next", "tiny"): {
         "vision": {"model_type": "clip_vision_model", "image_size": 32, "patch_size": 8,
                    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -199,7 +193,7 @@ def tiny_config(family: str, size: str = "tiny") -> dict[str, Any]:
 
     Keys: ``family``, ``size``, ``vocab_size``, ``text`` (language-model shapes), ``vision``
     (vision-tower config), plus family-specific entries (``mrope_section`` and
-    ``image_processor`` for Qwen2-VL; ``image_grid_pinpoints``, ``vision_feature_layer`` and
+    ``image_processor`` for the Qwen-VL families; ``image_grid_pinpoints``, ``vision_feature_layer`` and
     ``vision_feature_select_strategy`` for LLaVA-NeXT; ``cross_attention_layers`` for Mllama).
     Derived values are filled in (Mllama's ``vision_output_dim``).
     """
@@ -253,20 +247,8 @@ def build_model_config(family: str, size: str = "tiny", tokenizer=None, *, image
     ids = _token_ids(family, tokenizer, image_token)
     text = dict(spec["text"], vocab_size=len(tokenizer), bos_token_id=ids["bos"],
                 eos_token_id=ids["eos"], pad_token_id=ids["pad"])
-    if family == "qwen2_vl":
-        from transformers import Qwen2VLConfig
-
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1_000_000.0,
-                                   "mrope_section": list(spec["mrope_section"])}
-        text["max_window_layers"] = text["num_hidden_layers"]
-        vision = dict(spec["vision"], hidden_size=text["hidden_size"])
-        cfg = Qwen2VLConfig(
-            text_config=text, vision_config=vision,
-            image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
-            video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-            vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
-            vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
-        )
+    if family in QWEN_FAMILIES:
+        cfg = qwen_model_config(family, spec, text, tokenizer)
     elif family == "llava_next":
         from transformers import LlavaNextConfig
 
@@ -295,14 +277,14 @@ def build_model_config(family: str, size: str = "tiny", tokenizer=None, *, image
 
 
 def build_processor(family: str, size: str = "tiny", tokenizer=None, *, image_token: str | None = None):
-    """The family's processor (PIL image processor; the image-only subclass for Qwen2-VL)."""
+    """The family's processor (PIL image processor; the image-only subclasses for the Qwen-VL families)."""
     from .processors import image_processor_class, processor_class
 
     spec = tiny_config(family, size)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size, image_token=image_token)
     image_cls, proc_cls = image_processor_class(family), processor_class(family)
     template = _template(family, image_token)
-    if family == "qwen2_vl":
+    if family in QWEN_FAMILIES:
         image_processor = image_cls(**spec["image_processor"])
         return proc_cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
     vision = spec["vision"]
@@ -453,8 +435,8 @@ def count_image_tokens(processor, family: str, width: int, height: int) -> int:
 
     image = Image.new("RGB", (width, height), (128, 64, 32))
     token = TOKEN_ROLES[family]["image"]
-    text = {"qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>describe",
-            "llava_next": "<image>\ndescribe", "mllama": "<|image|>describe"}[family]
+    text = ("<|vision_start|><|image_pad|><|vision_end|>describe" if family in QWEN_FAMILIES
+            else {"llava_next": "<image>\ndescribe", "mllama": "<|image|>describe"}[family])
     images = [[image]] if family == "mllama" else [image]
     batch = processor(images=images, text=[text], return_tensors="pt")
     token_id = processor.tokenizer.convert_tokens_to_ids(token)

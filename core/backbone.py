@@ -80,8 +80,8 @@ class BackboneConfig(BaseModel):
     tiny: Optional[Literal["tiny", "small"]] = Field(
         None, description="Offline demos/tests: build a random checkpoint of this size at `model` "
                           "(relative to the config file) when that folder does not exist.")
-    min_pixels: Optional[int] = Field(None, description="Qwen2-VL: smallest image budget in pixels.")
-    max_pixels: Optional[int] = Field(None, description="Qwen2-VL: largest image budget in pixels.")
+    min_pixels: Optional[int] = Field(None, description="Qwen-VL families: smallest image budget in pixels.")
+    max_pixels: Optional[int] = Field(None, description="Qwen-VL families: largest image budget in pixels.")
 
     @model_validator(mode="after")
     def _tiny_model_is_a_local_folder(self, info: ValidationInfo) -> "BackboneConfig":

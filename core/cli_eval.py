@@ -140,7 +140,7 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 
 
 @click.command("eval")
-@click.option("--backbone", required=True, help="Backbone adapter name (qwen2_vl, llava_next, mllama, ...).")
+@click.option("--backbone", required=True, help="Backbone adapter name (qwen2_vl, qwen2_5_vl, qwen3_vl, llava_next, mllama, ...).")
 @click.option("--model", required=True, help="Checkpoint: hub id or local folder.")
 @click.option("--benchmarks", "benchmark_list", required=True,
               help="Comma-separated benchmarks; a domain name (biomed, food) stands for its benchmarks.")

@@ -3,8 +3,9 @@
 Every benchmark reads the public layout (see ``adamllm.domains.layout``): by default its config of
 the public hub copy, or a local folder given as ``source``. The prompt is the record's ``input`` as
 is (plus an optional ``prompt_suffix``); the evaluation runner puts the image placeholder in front
-of it. Generation is greedy with a per-task budget of new tokens (``default_max_new_tokens``:
-adamllm's defaults; the reference code's budgets are in docs/method.md §9). Scoring is
+of it. Generation is greedy with a per-task budget of new tokens (``default_max_new_tokens``: the
+reference code's budgets, docs/method.md §9, so numbers are comparable with the paper's; a
+benchmark section's ``max_new_tokens`` overrides it). Scoring is
 ``adamllm.domains.scoring`` (``legacy``: as the paper computed its numbers; ``strict``: quirks fixed).
 """
 from __future__ import annotations
@@ -27,9 +28,11 @@ from .scoring.vocabulary import food101_classes
 BIOMED_HUB = "AdaptLLM/biomed-VQA-benchmark"
 FOOD_HUB = "AdaptLLM/food-VQA-benchmark"
 
-#: adamllm's budgets of new tokens (greedy decoding; the paper does not state its own): short
-#: answers for VQA and choices, room for a list of ingredients or classes, a whole recipe.
-SHORT_ANSWER, LIST_ANSWER, RECIPE_ANSWER = 64, 256, 1024
+#: The reference code's budgets of new tokens (greedy decoding; docs/method.md §9): 1024 for SLAKE,
+#: PathVQA, VQA-RAD, PMC-VQA and Recipe1M; 256 for Nutrition5K, Food101 and FoodSeg103, where the
+#: reference lowered 1024 to stop runaway repetition. Generation stops at the end-of-turn token, so a
+#: short answer costs no more under a large budget.
+REFERENCE_BUDGET, CAPPED_BUDGET = 1024, 256
 
 
 class LayoutBenchmarkConfig(BaseModel):
@@ -65,7 +68,7 @@ class LayoutBenchmark:
     domain: ClassVar[str] = ""
     hub_id: ClassVar[str] = ""
     hub_config: ClassVar[str] = ""
-    default_max_new_tokens: ClassVar[int] = SHORT_ANSWER
+    default_max_new_tokens: ClassVar[int] = REFERENCE_BUDGET
     #: Record fields the scorer reads beside ``prediction`` and ``label``.
     extra_fields: ClassVar[tuple[str, ...]] = ()
     #: The fields every record of a predictions file needs (``adamllm score``; the benchmark contract).
@@ -220,7 +223,6 @@ class Recipe1MBenchmark(_FoodBenchmark):
 
     name = "recipe1m"
     hub_config = "Recipe1M"
-    default_max_new_tokens = RECIPE_ANSWER
 
 
 class Nutrition5KBenchmark(_FoodBenchmark):
@@ -228,7 +230,7 @@ class Nutrition5KBenchmark(_FoodBenchmark):
 
     name = "nutrition5k"
     hub_config = "Nutrition5K"
-    default_max_new_tokens = LIST_ANSWER
+    default_max_new_tokens = CAPPED_BUDGET
 
 
 class Food101Benchmark(_FoodBenchmark):
@@ -236,6 +238,7 @@ class Food101Benchmark(_FoodBenchmark):
 
     name = "food101"
     hub_config = "Food101"
+    default_max_new_tokens = CAPPED_BUDGET
 
     def label(self, value):
         """The class name with spaces ("beet_salad" and 5 become "beet salad"); other values are
@@ -254,7 +257,7 @@ class FoodSeg103Benchmark(_FoodBenchmark):
 
     name = "foodseg103"
     hub_config = "FoodSeg103"
-    default_max_new_tokens = LIST_ANSWER
+    default_max_new_tokens = CAPPED_BUDGET
 
 
 BENCHMARK_CLASSES: dict[str, type[LayoutBenchmark]] = {
@@ -262,7 +265,7 @@ BENCHMARK_CLASSES: dict[str, type[LayoutBenchmark]] = {
                               Recipe1MBenchmark, Nutrition5KBenchmark, Food101Benchmark, FoodSeg103Benchmark)
 }
 
-#: The answer budget of each built-in benchmark.
+#: The answer budget of each built-in benchmark (the reference code's).
 DEFAULT_MAX_NEW_TOKENS = {name: cls.default_max_new_tokens for name, cls in BENCHMARK_CLASSES.items()}
 
 

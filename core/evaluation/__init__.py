@@ -11,7 +11,9 @@
 and ``OUT/report.json``, ``report.md`` and ``report.png`` (``adamllm.reports``).
 
 Generation is greedy with each benchmark's ``max_new_tokens``; the prompt is the sample's with the
-image placeholder in front (unless the prompt already holds one). Data parallel: under
+image placeholder in front (unless the prompt already holds one), after the backbone's evaluation
+system message if it has one (``use_evaluation_settings``: the Qwen-VL families, as the reference
+code prompts Qwen2-VL; the settings are recorded in ``run.json`` and the report). Data parallel: under
 ``accelerate launch`` (or torchrun) each process takes a contiguous share of the unfinished samples
 (``PartialState.split_between_processes``) and appends to its own ``predictions.rank<N>.jsonl``; after
 a barrier the main process merges the shards into ``predictions.jsonl`` in sample order, rescores
@@ -24,7 +26,7 @@ averages), ``stage`` (building benchmarks by name; the ``evaluate`` stage of ``a
 ``task`` (``EvalTask``, ``EvaluationError``).
 """
 from .distributed import per_process_device, process_state
-from .loop import evaluate, generate_batch, prediction_record
+from .loop import evaluate, evaluation_conversation, evaluation_settings, generate_batch, prediction_record
 from .predictions import discard_predictions, merge_predictions, model_fingerprint
 from .report import domain_averages
 from .stage import build_task, expand_names, run_evaluate_stage
@@ -32,6 +34,6 @@ from .task import EvalTask, EvaluationError
 
 __all__ = [
     "EvalTask", "EvaluationError", "build_task", "discard_predictions", "domain_averages", "evaluate",
-    "expand_names", "generate_batch", "merge_predictions", "model_fingerprint", "per_process_device",
-    "prediction_record", "process_state", "run_evaluate_stage",
+    "evaluation_conversation", "evaluation_settings", "expand_names", "generate_batch", "merge_predictions",
+    "model_fingerprint", "per_process_device", "prediction_record", "process_state", "run_evaluate_stage",
 ]

@@ -53,6 +53,8 @@ def evaluate(
     ``on_bad_record``: ``skip`` (set bad samples aside in ``OUT/<benchmark>/rejected.jsonl``) or
     ``error`` (stop at the first, naming it). A benchmark whose ``samples`` takes a ``quarantine``
     keyword gets the benchmark's ``Quarantine`` and sets its bad records aside itself.
+    The adapter's evaluation settings (``evaluation_settings``: a system message, an image budget)
+    apply to every benchmark and are compared on a rerun like the generation settings.
     Raises ``EvaluationError`` (or ``DataError``) for a model that cannot be loaded, a benchmark
     with no sample left, and a benchmark whose every sample the backbone refused (after writing
     its predictions).
@@ -69,6 +71,7 @@ def evaluate(
     if len(set(names)) != len(names):
         raise EvaluationError(f"a benchmark is listed twice: {', '.join(names)}")
     fingerprint = model_fingerprint(model_name)
+    prompting = evaluation_settings(adapter)
     results: dict[str, dict] = {}
     for task in tasks:
         bench = task.benchmark
@@ -88,6 +91,8 @@ def evaluate(
             size = batch_size or getattr(bench, "batch_size", None) or DEFAULT_BATCH_SIZE
             signature = {"benchmark": task.name, "model": model_name, "model_fingerprint": fingerprint,
                          "generation": settings.model_dump(), "data": describe}
+            if prompting:
+                signature["prompting"] = prompting
             _claim(bench_dir, signature, restart_stale, state)
 
             done = set().union(*(completed_ids(p) for p in _prediction_files(bench_dir)))
@@ -99,7 +104,8 @@ def evaluate(
                 bench_dir / f"rejected.rank{state.process_index}.jsonl", on_bad_record)
             with state.split_between_processes(pending) as mine:
                 _generate_share(adapter, task.name, mine, judge, settings, size, target,
-                                progress and state.is_main_process, shard_quarantine, model_name)
+                                progress and state.is_main_process, shard_quarantine, model_name,
+                                prompting.get("system_message"))
             shard_quarantine.close()
             state.wait_for_everyone()
             if state.is_main_process:
@@ -109,7 +115,7 @@ def evaluate(
                 scored = [s for s in samples if s.id not in left_out]
                 records = merge_predictions(bench_dir, scored, judge)
                 results[task.name] = _summary(task, judge, settings, size, scored, records, describe,
-                                              n_rejected=len(rejected))
+                                              n_rejected=len(rejected), prompting=prompting)
             state.wait_for_everyone()
             failure = _failure(task.name, bench_dir, [s.id for s in samples], describe)
             if failure:
@@ -252,7 +258,8 @@ def load_model(adapter, model_name: str = "") -> None:
 
 
 def _generate_share(adapter, name: str, share: list, judge, settings, batch_size: int, target: Path,
-                    show_progress: bool, quarantine: Quarantine | None = None, model_name: str = "") -> None:
+                    show_progress: bool, quarantine: Quarantine | None = None, model_name: str = "",
+                    system_message: str | None = None) -> None:
     from tqdm.auto import tqdm
 
     from ..io import JsonlAppender
@@ -264,15 +271,37 @@ def _generate_share(adapter, name: str, share: list, judge, settings, batch_size
                                                disable=not show_progress, leave=False) as bar:
         for start in range(0, len(share), batch_size):
             batch = share[start:start + batch_size]
-            predictions, errors = generate_batch(adapter, [s for _, s in batch], settings, quarantine, name)
+            predictions, errors = generate_batch(adapter, [s for _, s in batch], settings, quarantine, name,
+                                                 system_message)
             for (index, sample), prediction, error in zip(batch, predictions, errors):
                 if prediction is not None:  # None: set aside (its image cannot be read)
                     writer.write(prediction_record(name, sample, prediction, judge, index, error))
             bar.update(len(batch))
 
 
+def evaluation_settings(adapter) -> dict:
+    """The adapter's evaluation settings (``use_evaluation_settings``, optional in the backbone
+    contract: ``{}`` without it), which switches it to them: the system message put before every
+    prompt and, for the Qwen-VL families, the image budget. Recorded in ``run.json`` (a rerun with
+    other settings is refused like one with other generation settings) and in the report."""
+    use = getattr(adapter, "use_evaluation_settings", None)
+    return dict(use()) if callable(use) else {}
+
+
+def evaluation_conversation(sample, system_message: str | None = None) -> list[dict]:
+    """The conversation a sample is asked as: its prompt as the user turn, the image placeholder in
+    front when the sample has an image and the prompt none, after ``system_message`` if given."""
+    from ..backbone import IMAGE_PLACEHOLDER
+
+    prompt = sample.prompt
+    if sample.image is not None and IMAGE_PLACEHOLDER not in prompt:
+        prompt = IMAGE_PLACEHOLDER + prompt
+    turns = [{"role": "system", "content": system_message}] if system_message else []
+    return turns + [{"role": "user", "content": prompt}]
+
+
 def generate_batch(adapter, samples: list, settings, quarantine: Quarantine | None = None,
-                   benchmark: str = "") -> tuple[list[str | None], list[str | None]]:
+                   benchmark: str = "", system_message: str | None = None) -> tuple[list[str | None], list[str | None]]:
     """Answers for ``samples`` in one batch, and per sample its error (None: none).
 
     A sample whose image cannot be read (``open_image`` raises ``ValueError``/``OSError``: a corrupt,
@@ -280,9 +309,7 @@ def generate_batch(adapter, samples: list, settings, quarantine: Quarantine | No
     (kind ``bad_image``; under ``on_bad_record: error`` that raises ``DataError`` naming the record;
     without a quarantine it raises ``DataError``) and its answer is None: it is not generated. A
     sample the backbone refuses (too long: a ``ValueError``) gets an empty answer and its error;
-    the rest of the batch still runs."""
-    from ..backbone import IMAGE_PLACEHOLDER
-
+    the rest of the batch still runs. ``system_message``: see ``evaluation_conversation``."""
     predictions: list[str | None] = [None] * len(samples)
     errors: list[str | None] = [None] * len(samples)
     keep, conversations, images = [], [], []
@@ -296,11 +323,8 @@ def generate_batch(adapter, samples: list, settings, quarantine: Quarantine | No
                 raise DataError(f"{where}: {reason}") from None
             quarantine.reject(where, reason, kind="bad_image", record_id=sample.id)
             continue
-        prompt = sample.prompt
-        if sample.image is not None and IMAGE_PLACEHOLDER not in prompt:
-            prompt = IMAGE_PLACEHOLDER + prompt
         keep.append(position)
-        conversations.append([{"role": "user", "content": prompt}])
+        conversations.append(evaluation_conversation(sample, system_message))
         images.append(opened)
     if keep:
         answers, refusals = _answer(adapter, conversations, images, settings)

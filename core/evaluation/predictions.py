@@ -13,8 +13,9 @@ from .task import EvaluationError
 
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
-#: run.json keys that must match for finished predictions to be reused.
-SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "data")
+#: run.json keys that must match for finished predictions to be reused (``prompting``: the
+#: backbone's evaluation settings, absent for a backbone without any).
+SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "prompting", "data")
 
 
 def _prediction_files(bench_dir: Path) -> list[Path]:

@@ -8,9 +8,10 @@ from .task import EvalTask
 
 
 def _summary(task: EvalTask, judge, settings, batch_size: int, samples: list, records: list[dict],
-             describe: dict, n_rejected: int = 0) -> dict:
+             describe: dict, n_rejected: int = 0, prompting: dict | None = None) -> dict:
     """``n_samples``: the samples scored; ``n_errors``: those the backbone refused (scored as empty
-    answers); ``n_rejected``: the bad records set aside in ``rejected.jsonl``, not scored."""
+    answers); ``n_rejected``: the bad records set aside in ``rejected.jsonl``, not scored;
+    ``prompting``: the backbone's evaluation settings (system message, image budget), when it has any."""
     from ..benchmark import SampleScore
     from ..quarantine import REJECTED
 
@@ -26,6 +27,7 @@ def _summary(task: EvalTask, judge, settings, batch_size: int, samples: list, re
         "n_rejected": n_rejected,
         **({"rejected": f"{task.name}/{REJECTED}"} if n_rejected else {}),
         "generation": settings.model_dump(),
+        **({"prompting": dict(prompting)} if prompting else {}),
         "batch_size": batch_size,
         "data": describe,
         "predictions": f"{task.name}/{PREDICTIONS}",

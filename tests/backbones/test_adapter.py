@@ -1,11 +1,14 @@
-"""Adapter behaviour beyond the contract: pixel budgets, config, plugin wiring, the tiny CLI."""
+"""Adapter behaviour beyond the contract: pixel budgets, evaluation settings, config, plugin
+wiring, the tiny CLI."""
+import json
 import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
-from adamllm.backbones.families import Qwen2VLAdapter
+from adamllm.backbones.families import ADAPTERS, Qwen2VLAdapter
 from adamllm.backbones.tiny import build_tiny
 from adamllm.backbone import SampleTooLong
 
@@ -39,6 +42,41 @@ def test_wrong_family_checkpoint_is_a_clear_error(tmp_path):
         MllamaAdapter.from_pretrained(path).model
 
 
+@pytest.mark.parametrize("checkpoint,backbone", [("qwen2_5_vl", "qwen2_vl"), ("qwen2_vl", "qwen2_5_vl"),
+                                                 ("qwen2_5_vl", "qwen3_vl"), ("qwen3_vl", "qwen2_5_vl")])
+def test_qwen_families_refuse_each_others_checkpoints(tiny_checkpoints, checkpoint, backbone):
+    with pytest.raises(ValueError, match=f"is a '{checkpoint}' checkpoint, not '{backbone}'"):
+        ADAPTERS[backbone].from_pretrained(tiny_checkpoints(checkpoint)).model
+
+
+MESSAGES = [{"role": "user", "content": "<image>Describe."}]
+
+
+@pytest.mark.parametrize("family,tokens", [("qwen2_vl", 64), ("qwen2_5_vl", 64), ("qwen3_vl", 49)])
+def test_evaluation_uses_the_reference_image_budget_unless_the_config_sets_one(tiny_checkpoints, family, tokens):
+    image = Image.new("RGB", (32, 32), "red")
+    adapter = ADAPTERS[family].from_pretrained(tiny_checkpoints(family))
+    assert adapter.encode(MESSAGES, [image])["num_image_tokens"] == 1  # the tiny checkpoint's own budget
+    settings = adapter.use_evaluation_settings()
+    assert settings == {"system_message": "You are a helpful assistant.", "min_pixels": 50176, "max_pixels": 1003520}
+    # 32 px are scaled up to 224 px: (224/28)^2 = 64 tokens of 28 px (Qwen3-VL: (224/32)^2 = 49 of 32 px)
+    assert adapter.encode(MESSAGES, [image])["num_image_tokens"] == tokens
+    # a budget in the backbone section wins, also when the processor loads after the switch
+    configured = ADAPTERS[family].from_pretrained(tiny_checkpoints(family), max_pixels=64 * 64)
+    assert configured.use_evaluation_settings() == {"system_message": "You are a helpful assistant.",
+                                                    "min_pixels": None, "max_pixels": 4096}
+    assert configured.encode(MESSAGES, [image])["num_image_tokens"] == 1
+
+
+def test_other_families_add_no_system_message_and_take_no_pixel_budget(tiny_checkpoints):
+    for family in ("llava_next", "mllama"):
+        assert ADAPTERS[family].from_pretrained(tiny_checkpoints(family)).use_evaluation_settings() == {
+            "system_message": None}
+    adapter = ADAPTERS["llava_next"].from_pretrained(tiny_checkpoints("llava_next"), min_pixels=1024)
+    with pytest.raises(ValueError, match=r"apply to the Qwen-VL families \(qwen2_vl, qwen2_5_vl, qwen3_vl\) only"):
+        adapter.processor
+
+
 def test_tiny_cli_writes_a_checkpoint_plain_transformers_loads(tmp_path):
     out = tmp_path / "tiny"
     result = subprocess.run([sys.executable, "-m", "adamllm.cli", "tiny", "qwen2_vl", str(out), "--seed", "3"],
@@ -53,12 +91,27 @@ def test_tiny_cli_writes_a_checkpoint_plain_transformers_loads(tmp_path):
     assert name == "Qwen2VLForConditionalGeneration" and 100_000 < int(params) < 600_000
 
 
+@pytest.mark.parametrize("family,model_class", [("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration"),
+                                                ("qwen3_vl", "Qwen3VLForConditionalGeneration")])
+def test_tiny_command_builds_the_new_qwen_families(tmp_path, family, model_class):
+    """``adamllm tiny FAMILY DIR`` in-process (the subprocess path is checked once above; that plain
+    transformers loads and runs every family's build is checked in test_tiny.py)."""
+    from transformers import AutoModelForImageTextToText
+
+    from adamllm.cli import cli
+
+    result = CliRunner().invoke(cli, ["tiny", family, str(tmp_path / family), "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    marker = json.loads((tmp_path / family / "adamllm_tiny.json").read_text())
+    assert (marker["family"], marker["model_type"], marker["architecture"], marker["seed"]) == (
+        family, family, model_class, 2)
+    assert type(AutoModelForImageTextToText.from_pretrained(tmp_path / family)).__name__ == model_class
+
+
 def test_components_list_shows_backbones_with_providers():
     result = subprocess.run([sys.executable, "-m", "adamllm.cli", "components", "list", "--kind", "backbone", "--json"],
                             capture_output=True, text=True, timeout=60)
-    import json
-
     rows = {r["name"]: r["provider"] for r in json.loads(result.stdout)}
-    assert set(rows) == {"qwen2_vl", "llava_next", "mllama", "llava", "causal_lm"}
+    assert set(rows) == {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_next", "mllama", "llava", "causal_lm"}
     assert rows["qwen2_vl"].startswith("adamllm ")
     assert rows["llava"] == "adamllm-example-backbone 0.1.0"  # the example plugin package

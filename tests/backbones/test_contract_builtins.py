@@ -1,4 +1,4 @@
-"""The backbone contract suite, run on tiny random builds of the three built-in families."""
+"""The backbone contract suite, run on tiny random builds of the five built-in image-text families."""
 from adamllm.backbones.tiny import build_tiny
 from adamllm.testing.backbone_contract import BackboneContract
 
@@ -22,3 +22,17 @@ class TestMllama(BackboneContract):
 
     def build_checkpoint(self, path):
         return build_tiny("mllama", path, size="tiny", seed=0)
+
+
+class TestQwen2_5_VL(BackboneContract):
+    backbone = "qwen2_5_vl"
+
+    def build_checkpoint(self, path):
+        return build_tiny("qwen2_5_vl", path, size="tiny", seed=0)
+
+
+class TestQwen3VL(BackboneContract):
+    backbone = "qwen3_vl"
+
+    def build_checkpoint(self, path):
+        return build_tiny("qwen3_vl", path, size="tiny", seed=0)

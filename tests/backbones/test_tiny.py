@@ -21,6 +21,7 @@ from adamllm.backbones.processors import load_processor  # noqa: E402
 from adamllm.backbones.templates import TEMPLATES  # noqa: E402
 
 FAMILIES = tiny.FAMILIES
+QWEN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -88,7 +89,8 @@ def plain_reload(built, tmp_path_factory):
         from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
         from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-        pil = {"qwen2_vl": Qwen2VLImageProcessorPil, "llava_next": LlavaNextImageProcessorPil,
+        pil = {"qwen2_vl": Qwen2VLImageProcessorPil, "qwen2_5_vl": Qwen2VLImageProcessorPil,
+               "qwen3_vl": Qwen2VLImageProcessorPil, "llava_next": LlavaNextImageProcessorPil,
                "mllama": MllamaImageProcessorPil}
         out = {}
         for family, job in json.loads(sys.argv[1]).items():
@@ -145,7 +147,8 @@ def test_plain_transformers_reload_and_forward(family, plain_reload):
     assert res["loss"] == res["loss"] and 0 < res["loss"] < 20  # finite, near ln(1024) ~ 6.9
     assert res["vocab"] == res["len_tok"] == 1024
     assert res["ip_class"].endswith("Pil")
-    expected = {"qwen2_vl": "Qwen2VL", "llava_next": "LlavaNext", "mllama": "Mllama"}[family]
+    expected = {"qwen2_vl": "Qwen2VL", "qwen2_5_vl": "Qwen2_5_VL", "qwen3_vl": "Qwen3VL",
+                "llava_next": "LlavaNext", "mllama": "Mllama"}[family]
     assert res["class"] == f"{expected}ForConditionalGeneration"
 
 
@@ -181,11 +184,16 @@ def test_load_processor_round_trip(family, built):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    if family == "qwen2_vl":
+    if family in QWEN:
         saved = json.loads((path / "processor_config.json").read_text())
-        assert saved["processor_class"] == "Qwen2VLProcessor"
+        real = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen3_vl": "Qwen3VLProcessor"}
+        assert saved["processor_class"] == real[family]
         assert saved["image_processor"]["image_processor_type"] == "Qwen2VLImageProcessor"
+        assert saved["video_processor"]["video_processor_type"] == (
+            "Qwen3VLVideoProcessor" if family == "qwen3_vl" else "Qwen2VLVideoProcessor")
         assert "mm_token_type_ids" in a
+        with pytest.raises(ValueError, match="images only"):
+            processor(text=["hi"], videos=[[_image(32, 32, 0)]])
     if family == "llava_next":
         config = json.loads((path / "config.json").read_text())
         assert processor.patch_size == config["vision_config"]["patch_size"]
@@ -248,15 +256,17 @@ def test_chat_template_prefix_consistent(family, with_system):
             prompt = tokenizer.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True)
             assert renders[k + 1].startswith(prompt) and len(prompt) > len(renders[k])
     full = renders[-1]
-    image_text = {"qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
-                  "llava_next": "<image>\n", "mllama": "<|image|>"}[family]
+    image_text = ("<|vision_start|><|image_pad|><|vision_end|>" if family in QWEN
+                  else {"llava_next": "<image>\n", "mllama": "<|image|>"}[family])
     assert full.count(image_text) == 2
     assert "\n\n\n" not in full and "Black." in full and "Options: A. red B. blue" in full
-    if family == "qwen2_vl":
-        assert full.startswith("<|im_start|>system\n")
-        assert ("You are a helpful assistant." in full) is (not with_system)
+    if family in QWEN:
+        # Qwen2-VL and Qwen2.5-VL open with a default system turn; Qwen3-VL renders only a given one
+        default_system = family != "qwen3_vl"
+        assert full.startswith("<|im_start|>system\n" if with_system or default_system else "<|im_start|>user\n")
+        assert ("You are a helpful assistant." in full) is (default_system and not with_system)
         assert "<|im_start|>assistant\nBlack.<|im_end|>\n" in full
-        # images render in place for Qwen2-VL ...
+        # images render in place for the Qwen-VL families ...
         assert "Options: A. red B. blue<|vision_start|>" in full
     else:
         assert full.startswith("<|begin_of_text|>")
@@ -288,14 +298,14 @@ def test_template_table_matches_saved(built):
 
 
 # ---------------------------------------------------------------------------------------------
-def test_small_qwen2_vl(tmp_path):
-    path = tiny.build_tiny("qwen2_vl", tmp_path / "small", size="small")
+@pytest.mark.parametrize("family", QWEN)
+def test_small_qwen(family, tmp_path):
+    path = tiny.build_tiny(family, tmp_path / "small", size="small")
     n = tiny.count_parameters(path)
     assert 2_000_000 <= n <= 15_000_000, n
-    processor = load_processor("qwen2_vl", path)
-    tokens_224 = tiny.count_image_tokens(processor, "qwen2_vl", 224, 224)
-    assert 16 <= tokens_224 <= 64, tokens_224
-    assert tiny.count_image_tokens(processor, "qwen2_vl", 64, 64) <= tokens_224
+    processor = load_processor(family, path)
+    assert tiny.count_image_tokens(processor, family, 224, 224) == 36  # as the module docstring says
+    assert tiny.count_image_tokens(processor, family, 64, 64) == 4
     assert json.loads((path / "config.json").read_text())["text_config"]["vocab_size"] == 4096
 
 
