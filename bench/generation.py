@@ -17,8 +17,24 @@ What it measures
     answer (greedy decoding: batching should not change them, up to float ties). ``torch`` threads
     are set once (``--threads``, default 2). The machine may be shared: compare ratios within a run.
 
+Filter section (``--only filter`` runs it alone)
+    Triplets/s of the ``consistency`` filter (built-in few-shot prompt, greedy, 2 new tokens,
+    default parsing) with the ``small`` tiny text-only ``causal_lm`` judge on ``--filter-triplets``
+    deterministic triplets (default 64, instructions of 3-15 words, informative answers of 10-60):
+
+    * ``per-sample``      ``adapter.generate_from_text([prompt])`` once per triplet (the baseline);
+    * ``engine bN``       ``ConsistencyFilter.judge`` on stage batches of N (``--filter-batch``,
+                          default 16) with ``engine: engine`` (``generate_all``);
+    * ``generate_batch``  the same with ``engine: generate_batch`` (transformers' continuous
+                          batching, ``model.generate_batch``).
+
+    Prompt building, generation and parsing are timed; loading is not. ``match``: share of raw
+    outputs equal to the per-sample ones. With ``--only filter`` the JSON's ``filter`` entry is
+    replaced and the generation results already in the file are kept.
+
 Usage: ``python bench/generation.py [--prompts 64] [--new-tokens 32] [--batches 1,8,16,32]
-[--families qwen2_vl,llava_next] [--size small] [--threads 2] [--out bench/results/generation.json]``
+[--families qwen2_vl,llava_next] [--size small] [--threads 2] [--only generation|filter]
+[--filter-triplets 64] [--filter-batch 16] [--out bench/results/generation.json]``
 """
 from __future__ import annotations
 
@@ -99,6 +115,95 @@ def bench_family(family: str, args, work: Path) -> dict:
             "generated_tokens": tokens, "rows": rows}
 
 
+# -- filter section ---------------------------------------------------------------------------
+def make_triplets(n: int, seed: int = 0) -> list:
+    from adamllm.records import TaskTriplet
+
+    rng = random.Random(seed)
+
+    def text(low: int, high: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+
+    return [TaskTriplet(id=f"t{i}", image=f"img{i}.png", instruction=text(3, 15).capitalize() + "?",
+                        precise=text(1, 4), informative=text(10, 60).capitalize() + ".") for i in range(n)]
+
+
+class _JudgeContext:
+    """What ``ConsistencyFilter.judge`` needs of a stage context: the judge model, built once."""
+
+    def __init__(self, adapter) -> None:
+        self.adapter = adapter
+
+    def build_model(self, slot, model=None):
+        return self.adapter
+
+
+def bench_filter(args, work: Path) -> dict:
+    from adamllm.backbone import BackboneConfig, GenerationSettings
+    from adamllm.backbones.causal_lm import CausalLMAdapter
+    from adamllm.backbones.tiny import build_tiny
+    from adamllm.plugins.filtering.consistency import ConsistencyConfig, ConsistencyFilter
+
+    model_dir = build_tiny("causal_lm", work / f"causal_lm-{args.size}", size=args.size)
+    adapter = CausalLMAdapter(BackboneConfig(model=str(model_dir)))
+    adapter.model  # load now, outside every timing
+    triplets = make_triplets(args.filter_triplets)
+    context = _JudgeContext(adapter)
+
+    def judge(engine: str):
+        options = {"model": {"type": "causal_lm"}, "engine": engine, "batch_size": args.filter_batch}
+        consistency = ConsistencyFilter(ConsistencyConfig.model_validate(options))
+        return [v for start in range(0, len(triplets), args.filter_batch)  # the stage's batches
+                for v in consistency.judge(triplets[start:start + args.filter_batch], context)]
+
+    settings = GenerationSettings(max_new_tokens=2, do_sample=False)
+    prompter = ConsistencyFilter(ConsistencyConfig.model_validate({"model": {"type": "causal_lm"}}))
+    lengths = [len(adapter.tokenizer(prompter.prompt(t, adapter))["input_ids"]) for t in triplets]
+    adapter.generate_from_text([prompter.prompt(triplets[0], adapter)], None, settings)  # warm-up, not timed
+
+    rows = []
+    started = time.perf_counter()
+    baseline = [adapter.generate_from_text([prompter.prompt(t, adapter)], None, settings)[0] for t in triplets]
+    seconds = time.perf_counter() - started
+    rows.append({"config": "per-sample", "batch_size": 1, "seconds": round(seconds, 3),
+                 "triplets_per_s": round(len(triplets) / seconds, 2), "match": 1.0})
+    print(f"  filter per-sample: {len(triplets) / seconds:.1f} triplets/s ({seconds:.1f} s)", flush=True)
+    for engine, label in (("engine", f"engine b{args.filter_batch}"),
+                          ("generate_batch", f"generate_batch b{args.filter_batch}")):
+        started = time.perf_counter()
+        try:
+            verdicts = judge(engine)
+        except Exception as exc:  # noqa: BLE001 - report what happened instead of a number
+            rows.append({"config": label, "batch_size": args.filter_batch, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"  filter {label}: failed: {exc}", flush=True)
+            continue
+        seconds = time.perf_counter() - started
+        match = sum(v.raw == b for v, b in zip(verdicts, baseline)) / len(baseline)
+        rows.append({"config": label, "batch_size": args.filter_batch, "seconds": round(seconds, 3),
+                     "triplets_per_s": round(len(triplets) / seconds, 2), "match": round(match, 3)})
+        print(f"  filter {label}: {len(triplets) / seconds:.1f} triplets/s ({seconds:.1f} s), match {match:.2f}",
+              flush=True)
+    base = rows[0]["triplets_per_s"]
+    for row in rows:
+        if "triplets_per_s" in row:
+            row["speedup"] = round(row["triplets_per_s"] / base, 2)
+    return {"family": "causal_lm", "size": args.size, "triplets": len(triplets), "new_tokens": 2,
+            "prompt_tokens": {"min": min(lengths), "mean": round(sum(lengths) / len(lengths), 1), "max": max(lengths)},
+            "rows": rows}
+
+
+def print_filter(result: dict) -> None:
+    print(f"\nconsistency filter, {result['family']} ({result['size']}), {result['triplets']} triplets, "
+          f"prompts of {result['prompt_tokens']['min']}-{result['prompt_tokens']['max']} tokens")
+    print(f"{'config':<20} {'seconds':>8} {'trip/s':>8} {'speedup':>8} {'match':>6}")
+    for row in result["rows"]:
+        if "error" in row:
+            print(f"{row['config']:<20} failed: {row['error']}")
+            continue
+        print(f"{row['config']:<20} {row['seconds']:>8.1f} {row['triplets_per_s']:>8.1f} "
+              f"{row['speedup']:>7.2f}x {row['match']:>6.2f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=64)
@@ -107,6 +212,10 @@ def main(argv=None) -> int:
     parser.add_argument("--families", default="qwen2_vl,llava_next")
     parser.add_argument("--size", default="small", choices=("tiny", "small"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", choices=("generation", "filter"), default=None,
+                        help="run one section (default: both)")
+    parser.add_argument("--filter-triplets", type=int, default=64)
+    parser.add_argument("--filter-batch", type=int, default=16)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",") if b]
@@ -115,21 +224,43 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    results = []
+    results, filter_result = [], None
     with tempfile.TemporaryDirectory(prefix="adamllm-bench-gen-") as tmp:
-        for family in [f for f in args.families.split(",") if f]:
-            print(f"{family} ({args.size}), {args.prompts} prompts x {args.new_tokens} new tokens", flush=True)
-            results.append(bench_family(family, args, Path(tmp)))
+        if args.only != "filter":
+            for family in [f for f in args.families.split(",") if f]:
+                print(f"{family} ({args.size}), {args.prompts} prompts x {args.new_tokens} new tokens", flush=True)
+                results.append(bench_family(family, args, Path(tmp)))
+        if args.only != "generation":
+            print(f"consistency filter ({args.size} causal_lm), {args.filter_triplets} triplets", flush=True)
+            filter_result = bench_filter(args, Path(tmp))
 
-    print()
-    print(f"{'family':<11} {'config':<11} {'seconds':>8} {'tok/s':>8} {'speedup':>8} {'match':>6}")
+    if results:
+        print()
+        print(f"{'family':<11} {'config':<11} {'seconds':>8} {'tok/s':>8} {'speedup':>8} {'match':>6}")
     for result in results:
         for row in result["rows"]:
             print(f"{result['family']:<11} {row['config']:<11} {row['seconds']:>8.1f} {row['tokens_per_s']:>8.1f} "
                   f"{row['speedup']:>7.2f}x {row['match']:>6.2f}")
+    if filter_result is not None:
+        print_filter(filter_result)
     report = {"benchmark": "generation", "threads": args.threads, "python": sys.version.split()[0],
               "torch": torch.__version__, "machine": platform.machine(), "goal": ">=5x at batch 16",
               "results": results}
+    if args.only == "filter" and args.out.exists():  # keep the generation numbers already there
+        try:
+            previous = json.loads(args.out.read_text(encoding="utf-8"))
+        except ValueError:
+            previous = {}
+        report["results"] = previous.get("results", [])
+    if args.only == "generation" and args.out.exists():  # keep the filter numbers already there
+        try:
+            previous = json.loads(args.out.read_text(encoding="utf-8"))
+        except ValueError:
+            previous = {}
+        if "filter" in previous:
+            report["filter"] = previous["filter"]
+    if filter_result is not None:
+        report["filter"] = {**filter_result, "threads": args.threads}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out}")

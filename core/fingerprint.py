@@ -3,7 +3,8 @@
 A fingerprint holds the stage's config sections flattened to dotted keys
 (``trainer.learning_rate``), the run's seed, its ``data.<stage>`` input, the identity of every
 input file or folder it reads (size and content hash for files; names, sizes and times for
-folders), and the adamllm version. The runner stores it in ``OUT/<stage>/_running.json`` when the
+folders), the content of every file an option names (a prompt file, gold labels), and the
+adamllm version. The runner stores it in ``OUT/<stage>/_running.json`` when the
 stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
 """
 from __future__ import annotations
@@ -72,11 +73,24 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[s
         settings.update({k: v for k, v in flat.items() if k == entry or k.startswith(entry + ".")})
     if stage.name in config.data:
         settings[f"data.{stage.name}"] = config.data[stage.name]
+    named = [Path(v) for v in settings.values() if _is_local_file(v)]  # a filter's prompt file, say
     return {
         "adamllm_version": __version__,
         "config": settings,
-        "inputs": {str(p): identity(Path(p)) for p in inputs},
+        "inputs": {str(p): identity(Path(p)) for p in [*inputs, *named]},
     }
+
+
+def _is_local_file(value: Any) -> bool:
+    """An option naming a file (resolved to an absolute path when the config was validated): its
+    content is an input too, so editing the file is a change. Folders are left out (a model
+    folder that a ``tiny:`` option builds on first use must not look changed afterwards)."""
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value or len(value) > 4096:
+        return False
+    try:
+        return Path(value).is_file()
+    except OSError:
+        return False
 
 
 def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:

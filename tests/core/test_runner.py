@@ -151,3 +151,30 @@ def test_unknown_stage_and_missing_section(pm, tmp_path):
     for stage, section in (("train", "trainer"), ("compose", "composer"), ("synthesize", "synthesizer")):
         with pytest.raises(StageError, match=f"needs a '{section}' section"):
             run_pipeline(cfg, pm, [stage], echo=quiet)
+
+
+def test_a_file_named_by_an_option_is_part_of_the_fingerprint(tmp_path):
+    """Editing a filter's prompt file is a change (its path alone is not enough); folders are not
+    hashed (a `tiny:` model folder built on first use must not look changed afterwards)."""
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel
+
+    from adamllm.fingerprint import changes, stage_fingerprint
+    from adamllm.stages import stage
+
+    class Options(BaseModel):
+        prompt: str
+        model: str
+
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Label: {precise}")
+    (tmp_path / "model").mkdir()
+    config = SimpleNamespace(seed=0, data={}, filter=SimpleNamespace(
+        type="consistency", options=Options(prompt=str(prompt), model=str(tmp_path / "model"))))
+    before = stage_fingerprint(config, stage("filter"), [])
+    assert list(before["inputs"]) == [str(prompt)]
+    (tmp_path / "model" / "weights.safetensors").write_text("x")
+    assert changes(before, stage_fingerprint(config, stage("filter"), [])) == []
+    prompt.write_text("Verdict: {precise}")
+    assert changes(before, stage_fingerprint(config, stage("filter"), [])) == [f"input {prompt} changed"]
