@@ -17,6 +17,8 @@ What it measures
     answer (greedy decoding: batching should not change them, up to float ties). ``torch`` threads
     are set once (``--threads``, default 2). The machine may be shared: compare ratios within a run.
 
+Evaluate section (``--only evaluate``): see ``bench/evaluation_section.py``.
+
 Filter section (``--only filter`` runs it alone)
     Triplets/s of the ``consistency`` filter (built-in few-shot prompt, greedy, 2 new tokens,
     default parsing) with the ``small`` tiny text-only ``causal_lm`` judge on ``--filter-triplets``
@@ -33,7 +35,7 @@ Filter section (``--only filter`` runs it alone)
     replaced and the generation results already in the file are kept.
 
 Usage: ``python bench/generation.py [--prompts 64] [--new-tokens 32] [--batches 1,8,16,32]
-[--families qwen2_vl,llava_next] [--size small] [--threads 2] [--only generation|filter]
+[--families qwen2_vl,llava_next] [--size small] [--threads 2] [--only generation|filter|evaluate]
 [--filter-triplets 64] [--filter-batch 16] [--out bench/results/generation.json]``
 """
 from __future__ import annotations
@@ -212,8 +214,11 @@ def main(argv=None) -> int:
     parser.add_argument("--families", default="qwen2_vl,llava_next")
     parser.add_argument("--size", default="small", choices=("tiny", "small"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", choices=("generation", "filter"), default=None,
-                        help="run one section (default: both)")
+    parser.add_argument("--only", choices=("generation", "filter", "evaluate"), default=None,
+                        help="run one section (default: all)")
+    parser.add_argument("--eval-samples", type=int, default=96)
+    parser.add_argument("--eval-new-tokens", type=int, default=16)
+    parser.add_argument("--eval-batch", type=int, default=8)
     parser.add_argument("--filter-triplets", type=int, default=64)
     parser.add_argument("--filter-batch", type=int, default=16)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -224,15 +229,20 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    results, filter_result = [], None
+    results, filter_result, evaluate_result = [], None, None
     with tempfile.TemporaryDirectory(prefix="adamllm-bench-gen-") as tmp:
-        if args.only != "filter":
+        if args.only in (None, "generation"):
             for family in [f for f in args.families.split(",") if f]:
                 print(f"{family} ({args.size}), {args.prompts} prompts x {args.new_tokens} new tokens", flush=True)
                 results.append(bench_family(family, args, Path(tmp)))
-        if args.only != "generation":
+        if args.only in (None, "filter"):
             print(f"consistency filter ({args.size} causal_lm), {args.filter_triplets} triplets", flush=True)
             filter_result = bench_filter(args, Path(tmp))
+        if args.only in (None, "evaluate"):
+            from evaluation_section import bench_evaluate
+
+            print(f"evaluate stage, {args.eval_samples} samples", flush=True)
+            evaluate_result = bench_evaluate(args, Path(tmp), build_adapter)
 
     if results:
         print()
@@ -243,24 +253,26 @@ def main(argv=None) -> int:
                   f"{row['speedup']:>7.2f}x {row['match']:>6.2f}")
     if filter_result is not None:
         print_filter(filter_result)
+    if evaluate_result is not None:
+        from evaluation_section import print_evaluate
+
+        print_evaluate(evaluate_result)
     report = {"benchmark": "generation", "threads": args.threads, "python": sys.version.split()[0],
               "torch": torch.__version__, "machine": platform.machine(), "goal": ">=5x at batch 16",
               "results": results}
-    if args.only == "filter" and args.out.exists():  # keep the generation numbers already there
+    previous = {}
+    if args.only is not None and args.out.exists():  # one section: keep the others' numbers
         try:
             previous = json.loads(args.out.read_text(encoding="utf-8"))
         except ValueError:
             previous = {}
+    if args.only not in (None, "generation"):
         report["results"] = previous.get("results", [])
-    if args.only == "generation" and args.out.exists():  # keep the filter numbers already there
-        try:
-            previous = json.loads(args.out.read_text(encoding="utf-8"))
-        except ValueError:
-            previous = {}
-        if "filter" in previous:
-            report["filter"] = previous["filter"]
-    if filter_result is not None:
-        report["filter"] = {**filter_result, "threads": args.threads}
+    for key, result in (("filter", filter_result), ("evaluate", evaluate_result)):
+        if result is not None:
+            report[key] = {**result, "threads": args.threads}
+        elif key in previous:
+            report[key] = previous[key]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out}")
