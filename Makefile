@@ -21,13 +21,9 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard examples/*/pyproject.toml
 
 install: $(VENV)/.installed
 
-# The quickstart: train a small random Qwen2-VL on bundled image-caption pairs, evaluate it, and
-# compare it with the untrained model. Offline, about a minute on a laptop CPU.
+# The main job: the whole method offline on the toy domain (adamllm demo; docs/shapes.md).
 demo: install
-	$(BIN)/adamllm run examples/quickstart/quickstart.yaml
-	$(BIN)/adamllm eval --backbone qwen2_vl --model runs/quickstart-base --benchmarks vqa \
-		--source vqa=examples/quickstart/benchmark --max-new-tokens 24 --out runs/quickstart-untrained --quiet
-	$(BIN)/adamllm report runs/quickstart-untrained runs/quickstart/evaluate
+	$(BIN)/adamllm demo --out runs/demo
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,1 @@
+"""The built-in ``adamllm demo`` command (``recipe.py``)."""

@@ -1,0 +1,219 @@
+"""``adamllm demo``: the whole method, offline, on the toy ``toyshapes`` world, as plain run configs.
+
+The recipe, in order (each step is an ordinary ``adamllm run`` of a config written into the demo
+folder, so any row can be read, changed and rerun by hand, and a rerun reuses finished stages):
+
+1. ``world/``: the toy world (general seed data, domain image-caption pairs, held-out benchmark);
+2. ``general/``: the starting "general MLLM", a tiny model trained on the general seed tasks;
+3. one run per row, each post-training the general model on the domain and evaluating it:
+
+   * ``general``       the general model itself, evaluated (no post-training);
+   * ``caption-only``  trained on the domain captions alone;
+   * ``adamllm``       the method: tune a synthesizer from the general model on the seed data,
+                       synthesize a task per domain image, filter, compose caption + task turns in
+                       one stage, train, evaluate;
+   * with ``ablation``: ``rules`` (manual-rule tasks instead of the synthesizer), ``two-stage``
+     (captions, then tasks) and ``no-filter`` (every synthesized task kept).
+
+4. ``report.md`` / ``report.json`` / ``report.png``: every row on every benchmark under both
+   scorers (``legacy`` and ``strict``), and the table printed at the end.
+
+The filter is ``lexical`` (the precise answer's words must appear in the informative one): the
+paper's judge is an 8B LLM, and a tiny random text model cannot judge anything.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+ROWS = ("general", "caption-only", "adamllm")
+ABLATION_ROWS = ("rules", "two-stage", "no-filter")
+SCORERS = ("legacy", "strict")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes and training settings of a demo run (``fast``: the CI-sized one)."""
+
+    backbone: str = "qwen2_vl"
+    fast: bool = False
+    seed: int = 0
+    #: post-training of the general model on the domain mix (every row the same)
+    learning_rate: float = 1.0e-3
+    num_epochs: float = 3.0
+    batch_size: int = 8
+    #: tuning the synthesizer (from the general model) on the general seed data
+    tune_learning_rate: float = 1.0e-3
+    tune_epochs: float = 6.0
+    synth_max_new_tokens: int = 160
+    general_steps_fast: int = 150
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_run(cls, backbone: str, fast: bool) -> "DemoSettings":
+        if fast:
+            return cls(backbone=backbone, fast=True, num_epochs=2.0, tune_epochs=4.0)
+        return cls(backbone=backbone)
+
+
+def _trainer(settings: DemoSettings, **more) -> dict:
+    return {"type": "sft", "learning_rate": settings.learning_rate, "num_epochs": settings.num_epochs,
+            "batch_size": settings.batch_size, "warmup_ratio": 0.05, "log_every": 10, **more}
+
+
+def row_configs(settings: DemoSettings, general_model: Path, rows: tuple[str, ...]) -> dict[str, dict]:
+    """The run config of each row (paths relative to the demo folder, where the configs are written)."""
+    from adamllm.domains.toyshapes.general_model import backbone_section
+
+    backbone = backbone_section(settings.backbone, general_model)  # the toy world's image budget
+    common = {"seed": settings.seed, "domain": {"type": "toyshapes"}, "backbone": backbone}
+    synthesizer = {"type": "adamllm", "max_new_tokens": settings.synth_max_new_tokens, "batch_size": 16,
+                   "model": dict(backbone),
+                   "tuning": {"learning_rate": settings.tune_learning_rate, "num_epochs": settings.tune_epochs,
+                              "batch_size": 8}}
+    pipeline = ["tune", "synthesize", "filter", "compose", "train", "evaluate"]
+    configs = {
+        "general": {**common, "stages": ["evaluate"]},
+        "caption-only": {**common, "stages": ["synthesize", "filter", "compose", "train", "evaluate"],
+                         "synthesizer": {"type": "rules"}, "filter": {"type": "none"},
+                         "composer": {"type": "adamllm", "synthetic_task": False}, "trainer": _trainer(settings)},
+        "adamllm": {**common, "stages": pipeline, "data": {"tune": "world/general"}, "synthesizer": synthesizer,
+                    "filter": {"type": "lexical"}, "composer": {"type": "adamllm"}, "trainer": _trainer(settings)},
+        "rules": {**common, "stages": ["synthesize", "filter", "compose", "train", "evaluate"],
+                  "synthesizer": {"type": "rules"}, "filter": {"type": "lexical"}, "composer": {"type": "adamllm"},
+                  "trainer": _trainer(settings)},
+        "two-stage": {**common, "stages": pipeline, "data": {"tune": "world/general"}, "synthesizer": synthesizer,
+                      "filter": {"type": "lexical"}, "composer": {"type": "adamllm", "two_stage": True},
+                      "trainer": _trainer(settings, two_stage=True)},
+        "no-filter": {**common, "stages": pipeline, "data": {"tune": "world/general"}, "synthesizer": synthesizer,
+                      "filter": {"type": "none"}, "composer": {"type": "adamllm"}, "trainer": _trainer(settings)},
+    }
+    return {name: {"output_dir": f"rows/{name}", **configs[name]} for name in rows}
+
+
+def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = False,
+             echo: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the demo in ``out_dir``; returns the report (also written there)."""
+    from adamllm.config import load_config
+    from adamllm.domains.toyshapes import GeneralModelSettings, build_general_model, demo_world
+    from adamllm.locking import output_lock
+    from adamllm.registry import get_plugin_manager
+    from adamllm.runner import run_pipeline
+
+    started = time.time()
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    pm = get_plugin_manager()
+    echo(f"[demo] 1/3 the toy world in {out / 'world'}")
+    world = demo_world(out / "world", seed=settings.seed, fast=settings.fast)
+    echo(f"[demo] 2/3 the general model (a tiny {settings.backbone} trained on the general seed tasks)")
+    general_settings = GeneralModelSettings(backbone=settings.backbone, seed=settings.seed)
+    if settings.fast:
+        general_settings = replace(general_settings, max_steps=settings.general_steps_fast)
+    general = build_general_model(world, out / "general", general_settings, echo=echo)
+    rows = ROWS + (ABLATION_ROWS if ablation else ())
+    results = {}
+    for number, (name, config) in enumerate(row_configs(settings, general, rows).items(), start=1):
+        path = out / f"{name}.yaml"
+        text = f"# adamllm demo, row {name!r}: `adamllm run {path.name}` reruns it\n" + yaml.safe_dump(
+            config, sort_keys=False)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+        echo(f"[demo] 3/3 row {number}/{len(rows)}: {name} ({', '.join(config['stages'])})")
+        cfg = load_config(path, pm)
+        with output_lock(cfg.output_dir, command=f"adamllm demo ({name})"):
+            run_pipeline(cfg, pm, echo=echo)
+        results[name] = row_scores(cfg.output_dir / "evaluate", pm)
+    report = {"settings": {"backbone": settings.backbone, "fast": settings.fast, "seed": settings.seed,
+                           "filter": "lexical"},
+              "seconds": round(time.time() - started, 1), "rows": results}
+    write_report(out, report)
+    for line in table(report):
+        echo(line)
+    echo(f"[demo] done in {report['seconds']} s: {out / 'report.md'} (chart: report.png); "
+         f"look at the data with `adamllm inspect {out / 'rows' / 'adamllm'}`")
+    return report
+
+
+def row_scores(evaluate_dir: Path, pm) -> dict:
+    """``{benchmark: {scorer: {metric: value}}}`` of one row, its predictions scored by both scorers."""
+    from adamllm.io import iter_records
+
+    report = json.loads((evaluate_dir / "report.json").read_text(encoding="utf-8"))
+    scores = {}
+    for name in report["benchmarks"]:
+        records = [r for _, r in iter_records(evaluate_dir / name / "predictions.jsonl")]
+        scores[name] = {}
+        for scorer in SCORERS:
+            judge = _judge(pm, name, scorer)
+            aggregate = judge.aggregate([judge.score_sample(r, i) for i, r in enumerate(records)])
+            scores[name][scorer] = {m: round(aggregate[m], 2) for m in judge.metrics if m in aggregate}
+    return scores
+
+
+def _judge(pm, benchmark: str, scorer: str):
+    """The toy benchmarks' scorers are the paper's: SLAKE's rules (open recall, closed accuracy)
+    and PMC-VQA's (choice accuracy)."""
+    from adamllm.domains.scoring import get_scorer
+
+    family = {"toyshapes_vqa": "slake", "toyshapes_choice": "pmc_vqa"}.get(benchmark, benchmark)
+    return get_scorer(family, scorer, 0)
+
+
+def headline(row: dict, scorer: str) -> float:
+    """The mean of every metric of every benchmark under ``scorer``."""
+    values = [v for bench in row.values() for v in bench[scorer].values()]
+    return round(sum(values) / len(values), 2) if values else 0.0
+
+
+def table(report: dict) -> list[str]:
+    rows = report["rows"]
+    columns = [(bench, metric) for bench, by in next(iter(rows.values())).items() for metric in by["legacy"]]
+    head = ["row"] + [f"{b.removeprefix('toyshapes_')} {m}" for b, m in columns] + ["mean"]
+    lines = []
+    for scorer in SCORERS:
+        lines += ["", f"toy benchmark, scorer {scorer} (×100)", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        for name, row in rows.items():
+            cells = [f"{row[b][scorer].get(m, 0.0):.1f}" for b, m in columns]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {headline(row, scorer):.1f} |")
+    return lines
+
+
+def write_report(out: Path, report: dict) -> None:
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    s = report["settings"]
+    intro = [f"# adamllm demo ({s['backbone']}, {'fast' if s['fast'] else 'default'}, seed {s['seed']}, "
+             f"filter {s['filter']}, {report['seconds']} s)",
+             "", "Rows: the general model; post-trained on captions only; post-trained with the method "
+             "(caption + synthetic task, single stage); ablations when asked for.", ""]
+    (out / "report.md").write_text("\n".join(intro + table(report)) + "\n\n![chart](report.png)\n", encoding="utf-8")
+    plot(report, out / "report.png")
+
+
+def plot(report: dict, path: Path) -> None:
+    """Grouped bars: the mean score of each row, under each scorer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(report["rows"])
+    figure = Figure(figsize=(6.5, 3.8))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    width = 0.38
+    for i, scorer in enumerate(SCORERS):
+        xs = [j + (i - 0.5) * width for j in range(len(names))]
+        bars = axes.bar(xs, [headline(report["rows"][n], scorer) for n in names], width=width, label=scorer)
+        axes.bar_label(bars, fmt="%.1f", fontsize=7)
+    axes.set_xticks(range(len(names)), names, fontsize=8)
+    axes.set_ylabel("mean score (×100)")
+    axes.set_ylim(0, 100)
+    axes.set_title("adamllm demo: the toy benchmark")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100)
