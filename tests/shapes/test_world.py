@@ -66,3 +66,15 @@ def test_general_mix_is_one_exchange_per_example_with_the_image_first(fast_world
     assert all(len(r["messages"]) == 2 and r["messages"][0]["content"].startswith("<image>") for r in lines)
     assert all((fast_world.general / r["images"][0]).is_file() for r in lines)
     assert len({r["id"] for r in lines}) == len(lines)
+
+
+def test_general_model_run_config(fast_world, tmp_path):
+    from adamllm.domains.toyshapes.general_model import GeneralModelSettings
+
+    config = GeneralModelSettings.for_world(fast=True).run_config(fast_world, tmp_path / "base")
+    assert config["stages"] == ["train"] and config["trainer"]["max_steps"] == 300
+    assert config["trainer"]["learning_rate"] == 1.5e-4 and config["trainer"]["lr_scheduler"] == "constant"
+    # the toy world's pixel budget: 56 x 56 images stay 4 image tokens in training and evaluation
+    assert config["backbone"]["min_pixels"] == config["backbone"]["max_pixels"] == 56 * 56
+    assert config["data"]["train"] == str(fast_world.general_mix.resolve())
+    assert GeneralModelSettings.for_world(fast=False).max_steps == 600
