@@ -489,6 +489,20 @@ class VisionLanguageAdapter:
         eos = self.stop_token_ids() if stop_tokens is None else self._token_ids(stop_tokens)
         return self._generate_encoded(encoded, settings, eos)
 
+    def prompt_length(self, prompt: str | Sequence[dict], images: Sequence[Any] = (),
+                      image_root: str | os.PathLike | None = None) -> int | None:
+        """The encoded length in tokens of a conversation (as ``generate`` renders it) or of a
+        rendered prompt (``generate_from_text``), image tokens included, from the images' sizes
+        alone: the engine's sort key. None when it cannot be told cheaply (the engine then sorts
+        by text length); a bad image is left for ``generate`` to report."""
+        from .prompt_length import encoded_length
+
+        try:
+            text = prompt if isinstance(prompt, str) else self.render(prompt, add_generation_prompt=True)
+            return encoded_length(self, text, images, image_root)
+        except Exception:  # a sort key only: never the place where a sample fails
+            return None
+
     def _token_ids(self, tokens: Sequence[str]) -> list[int]:
         tok, ids = self.tokenizer, set()
         for token in tokens:

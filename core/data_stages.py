@@ -21,7 +21,7 @@ from .io import JsonlAppender, completed_ids, count_records, iter_records, write
 from .pairs import PairStats
 from .quarantine import REJECTED, Quarantine
 from .records import TaskTriplet, TrainingExample, Verdict
-from .sharding import World, merge_in_order, remove_shards, shard_path, shards
+from .sharding import World, exchange_stats, merge_in_order, remove_shards, shard_path, shards
 from .stages import StageError
 
 DATASET = "dataset"  # compose: the mix as a `datasets` save_to_disk folder
@@ -178,7 +178,8 @@ def run_synthesize_stage(ctx) -> dict:
     def pending():
         for pair in _unique_pairs(ctx, pair_stats, quarantine):
             if pair.id in done:
-                counts["already_done"] += 1
+                if world.is_main:  # every process skips it; one counts it
+                    counts["already_done"] += 1
                 continue
             yield pair
 
@@ -199,6 +200,8 @@ def run_synthesize_stage(ctx) -> dict:
                     counts["no_triplet"] += 1
                 handled.write({"id": pair.id, "triplet": result is not None})
             bar.update(len(batch) * world.size)
+    component_stats = exchange_stats(ctx.stage_dir, world, {"this_run": dict(counts),
+                                                            **(getattr(synthesizer, "stats", None) or {})})
     silent = Quarantine(None)  # the order pass: problems were recorded by the pass above
     shares.merge(ctx, lambda: (p.id for p in _unique_pairs(ctx, PairStats(quarantine=silent), silent)))
     handled_ids = completed_ids(progress_file)
@@ -207,9 +210,8 @@ def run_synthesize_stage(ctx) -> dict:
     total_triplets = len(completed_ids(out))
     quarantined = Quarantine(ctx.stage_dir / REJECTED) if world.is_main else quarantine
     stats = {"pairs_read": pair_stats.read, "pairs_skipped": pair_stats.skipped,
-             "triplets": total_triplets, "this_run": dict(counts),
-             "no_triplet": len(handled_ids) - total_triplets, **quarantined.stats(),
-             "num_processes": world.size, **(getattr(synthesizer, "stats", None) or {})}
+             "triplets": total_triplets, "no_triplet": len(handled_ids) - total_triplets, **quarantined.stats(),
+             "num_processes": world.size, **component_stats}
     return _write_stats(ctx, stats) if world.is_main else stats
 
 
@@ -236,6 +238,7 @@ def run_filter_stage(ctx) -> dict:
                     raise StageError(f"{name}.judge returned a verdict for {verdict.id!r} for triplet {triplet.id!r}")
                 verdicts.write(verdict)
             bar.update(len(batch) * world.size)
+    component_stats = exchange_stats(ctx.stage_dir, world, getattr(judge, "stats", None) or {})
     shares.merge(ctx, lambda: (t.id for t in unique(Quarantine(None))))
     if not world.is_main:
         return {}
@@ -246,7 +249,7 @@ def run_filter_stage(ctx) -> dict:
     summarize = getattr(judge, "summarize", None)  # optional: stats over every verdict, resumed ones too
     return _write_stats(ctx, {"triplets": total, "verdicts": dict(counts),
                               "keep_rate": round(counts["yes"] / total, 4) if total else None, **quarantine.stats(),
-                              "num_processes": world.size, **(getattr(judge, "stats", None) or {}),
+                              "num_processes": world.size, **component_stats,
                               **(summarize(every) if summarize else {})})
 
 

@@ -3,9 +3,11 @@
 ``generate_all(adapter, requests, settings)`` answers every request through the adapter's batched
 method (``generate`` for ShareGPT conversations, ``generate_from_text`` for rendered prompts):
 
-* requests are sorted by a cheap length proxy (the text length of the conversation or prompt,
-  then the number of images), longest first, so a batch pads little and an out-of-memory error
-  shows up on the first batch; answers come back in the original order;
+* requests are sorted by length, longest first, so a batch pads little and an out-of-memory
+  error shows up on the first batch; answers come back in the original order. The length is the
+  adapter's ``prompt_length(prompt, images, image_root=...)`` when it has one (the encoded
+  length, image tokens included, from the images' sizes), else a text proxy
+  (``request_length``); a ``prompt_length`` of None falls back to the proxy for that request;
 * an out-of-memory error (``torch.cuda.OutOfMemoryError``, or a ``RuntimeError`` whose message
   says "out of memory") halves the batch size and retries the same batch, down to 1; the smaller
   size is kept for the batches after it. An OOM on a single request is raised;
@@ -61,6 +63,19 @@ def request_length(prompt: Any, images: Sequence[Any] = ()) -> tuple[int, int]:
     return length, len(images or ())
 
 
+def sort_keys(adapter: Any, requests: Sequence[Request], image_root: Any = None) -> list[tuple[int, int, int]]:
+    """The sort key of each request: ``(encoded length, text length, images)`` where the adapter
+    can tell the encoded length (``prompt_length``), else ``(0, text length, images)`` for all: a
+    mix of the two scales would not sort."""
+    proxies = [request_length(prompt, images) for prompt, images in requests]
+    measure = getattr(adapter, "prompt_length", None)
+    lengths = [measure(prompt, list(images or ()), image_root=image_root) if callable(measure) else None
+               for prompt, images in requests]
+    if any(n is None for n in lengths):
+        return [(0, *proxy) for proxy in proxies]
+    return [(int(n), *proxy) for n, proxy in zip(lengths, proxies)]
+
+
 def generate_all(adapter: Any, requests: Sequence[Request], settings: Any = None, *, batch_size: int = 16,
                  method: str = "generate", on_error: Optional[Callable[[int, Exception], None]] = None,
                  **method_kwargs: Any) -> list[Optional[str]]:
@@ -82,7 +97,8 @@ def generate_all(adapter: Any, requests: Sequence[Request], settings: Any = None
         raise TypeError(f"{type(adapter).__name__} has no {method}()")
     requests = list(requests)
     answers: list[Optional[str]] = [None] * len(requests)
-    order = sorted(range(len(requests)), key=lambda i: request_length(*requests[i]), reverse=True)
+    keys = sort_keys(adapter, requests, method_kwargs.get("image_root"))
+    order = sorted(range(len(requests)), key=keys.__getitem__, reverse=True)
 
     def run(indices: list[int]) -> list[str]:
         prompts = [requests[i][0] for i in indices]

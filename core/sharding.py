@@ -109,6 +109,56 @@ def merge_in_order(path: Path, ids: Iterable[str]) -> int:
     return written
 
 
+def merge_stats(per_process: list[dict]) -> dict:
+    """One stats dict from every process's component stats (in rank order): counters (ints) are
+    summed, lists concatenated, dicts merged the same way, values every process agrees on kept;
+    what differs otherwise (a rate, seconds) is left out, and each process's own dict is kept
+    under ``per_process``."""
+    if len(per_process) == 1:
+        return dict(per_process[0])
+    return {**_merged(per_process), "per_process": [dict(stats) for stats in per_process]}
+
+
+_MISSING = object()
+
+
+def _merged(dicts: list[dict]) -> dict:
+    out = {}
+    for key in dict.fromkeys(k for d in dicts for k in d):
+        value = _merge_values([d[key] for d in dicts if key in d])
+        if value is not _MISSING:
+            out[key] = value
+    return out
+
+
+def _merge_values(values: list):
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return sum(values)
+    if all(isinstance(v, list) for v in values):
+        return [item for v in values for item in v]
+    if all(isinstance(v, dict) for v in values):
+        return _merged(values)
+    return values[0] if all(v == values[0] for v in values) else _MISSING
+
+
+def exchange_stats(folder: Path, world: "World", stats: dict) -> dict:
+    """Every process's ``stats`` merged (``merge_stats``) on the main process, through one file per
+    rank in ``folder`` (no collective: the gloo/nccl group may not pickle); other processes get
+    their own back. Call it on every process at the same point: it holds a barrier."""
+    if world.size == 1:
+        return dict(stats)
+    path = folder / "component_stats.json"
+    shard_path(path, world.rank).write_text(json.dumps(stats), encoding="utf-8")
+    world.barrier()
+    if not world.is_main:
+        return dict(stats)
+    parts = [shard_path(path, rank) for rank in range(world.size)]
+    merged = merge_stats([json.loads(p.read_text(encoding="utf-8")) for p in parts])
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return merged
+
+
 @contextmanager
 def _open_all(paths: list[Path]):
     handles = [p.open("rb") for p in paths]

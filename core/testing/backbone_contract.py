@@ -209,6 +209,28 @@ class BackboneContract:
         assert min(losses) <= 0.5 * losses[0], f"loss {losses[0]:.3f} -> {min(losses):.3f} in {len(losses)} steps"
 
     # -- generation ------------------------------------------------------------------------
+    def test_prompt_length_is_the_encoded_length(self, adapter, tmp_path):
+        """``prompt_length`` (optional: the engine's sort key) must count what ``encode`` makes,
+        image tokens included, for conversations, rendered prompts and image files."""
+        if not callable(getattr(adapter, "prompt_length", None)):
+            pytest.skip("the adapter has no prompt_length (the engine sorts by text length)")
+        sizes = [(60, 80), (48, 48), (80, 60), (56, 168), (168, 56), (112, 112)]
+        for n, (messages, _) in enumerate(FOUR_EXAMPLES + FOUR_EXAMPLES[:2]):
+            question = messages[:1]
+            image = [_image(*sizes[n], "red")]
+            encoded = adapter.encode(question, image, add_generation_prompt=True)
+            assert adapter.prompt_length(question, image) == encoded["input_ids"].shape[0], sizes[n]
+            text = adapter.render(question, add_generation_prompt=True)
+            assert adapter.prompt_length(text, image) == adapter.encode_prompt(text, image)["input_ids"].shape[0]
+        image[0].save(tmp_path / "wide.png")
+        question = FOUR_EXAMPLES[0][0][:1]
+        on_disk = adapter.prompt_length(question, ["wide.png"], image_root=tmp_path)
+        assert on_disk == adapter.encode(question, ["wide.png"], add_generation_prompt=True,
+                                         image_root=tmp_path)["input_ids"].shape[0]
+        text_only = [{"role": "user", "content": "No picture here."}]
+        assert adapter.prompt_length(text_only) == adapter.encode(text_only, add_generation_prompt=True)[
+            "input_ids"].shape[0]
+
     def test_batched_greedy_equals_per_sample_greedy(self, adapter):
         from adamllm.backbone import GenerationSettings
 

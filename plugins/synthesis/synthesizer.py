@@ -44,6 +44,10 @@ class MLLMSynthesizerConfig(BaseModel):
                                          "{type: llava_next, model: AdaptLLM/visual-instruction-synthesizer}.")
     max_new_tokens: int = Field(512, ge=1, description="Generation budget per image (greedy).")
     batch_size: int = Field(8, ge=1, description="Pairs per generation batch.")
+    sort_window: int = Field(4, ge=1, description=(
+        "Generation batches per length-sorted window: the pairs of a window are sorted by encoded "
+        "prompt length (caption and image tokens) before they are cut into batches, so a batch pads "
+        "little; a killed run redoes at most one window."))
     profile: str = Field("released", description="The protocol profile (strings the synthesizer was tuned on).")
     tuning: dict[str, Any] = Field(default_factory=dict, description=(
         "Trainer options of the tune stage, over the trainer section's (which trains the target model): "
@@ -91,7 +95,8 @@ class MLLMSynthesizer:
 
     @property
     def batch_size(self) -> int:
-        return self.config.batch_size
+        """Pairs per ``synthesize`` call (the stage's unit of work): one sorting window."""
+        return self.config.batch_size * self.config.sort_window
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -118,7 +123,7 @@ class MLLMSynthesizer:
     def synthesize(self, pairs: Sequence[ImageCaptionPair], ctx: Any) -> list[Optional[TaskTriplet]]:
         adapter = self.adapter(ctx)
         results: list[Optional[TaskTriplet]] = []
-        for start in range(0, len(pairs), self.batch_size):
+        for start in range(0, len(pairs), self.batch_size):  # windows; generate_all cuts the batches
             results += self._batch(adapter, list(pairs[start:start + self.batch_size]))
         return results
 
@@ -168,7 +173,7 @@ class MLLMSynthesizer:
         started = time.perf_counter()
         try:
             texts = generate_all(adapter, [(prepared[i][0], [prepared[i][1]]) for i in order], settings,
-                                 batch_size=len(order), method="generate_from_text",
+                                 batch_size=self.config.batch_size, method="generate_from_text",
                                  on_error=lambda k, exc: self._problem(pairs[order[k]], exc), stop_tokens=stops)
         finally:
             self._seconds += time.perf_counter() - started

@@ -26,6 +26,22 @@ def test_max_pixels_sets_the_number_of_image_tokens(qwen_dir):
     assert default == 36 and small == 4  # (224/28)^2 / 4 ... capped: 168²/28² = 36; 56²/28² = 4
 
 
+def test_prompt_length_follows_the_pixel_budget(qwen_dir):
+    # the engine's sort key counts image tokens as the budget in force makes them (36, 4, then 64)
+    messages = [{"role": "user", "content": "<image>Describe."}]
+    image = Image.new("RGB", (224, 224), "red")
+    for adapter in (Qwen2VLAdapter.from_pretrained(qwen_dir), Qwen2VLAdapter.from_pretrained(qwen_dir, max_pixels=56 * 56)):
+        encoded = adapter.encode(messages, [image], add_generation_prompt=True)
+        assert adapter.prompt_length(messages, [image]) == encoded["input_ids"].shape[0]
+    adapter.use_evaluation_settings()  # the 56 px budget set in the section stays
+    assert adapter.prompt_length(messages, [image]) == encoded["input_ids"].shape[0]
+    default = Qwen2VLAdapter.from_pretrained(qwen_dir)
+    default.use_evaluation_settings()  # the reference budget: at least 224 x 224 pixels
+    small = Image.new("RGB", (56, 56), "red")
+    assert default.prompt_length(messages, [small]) == default.encode(messages, [small], add_generation_prompt=True)[
+        "input_ids"].shape[0]
+
+
 def test_max_length_refuses_whole_samples(qwen_dir):
     adapter = Qwen2VLAdapter.from_pretrained(qwen_dir, max_length=40)
     messages = [{"role": "user", "content": "<image>Describe."}, {"role": "assistant", "content": "Red " * 30}]

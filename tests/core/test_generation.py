@@ -34,7 +34,7 @@ class FakeAdapter:
     def generate(self, conversations, images=None, settings=None):
         return self._answer([c[-1]["content"] for c in conversations], images, settings)
 
-    def generate_from_text(self, prompts, images=None, settings=None, stop_tokens=None):
+    def generate_from_text(self, prompts, images=None, settings=None, stop_tokens=None, image_root=None):
         return self._answer(list(prompts), images, settings, stop_tokens=stop_tokens)
 
     def render(self, messages, add_generation_prompt=False):
@@ -60,6 +60,35 @@ def test_batches_are_length_sorted_and_full():
     fake = FakeAdapter()
     generate_all(fake, [(p, []) for p in prompts], None, batch_size=5, method="generate_from_text")
     assert [len(b) for b in fake.batches] == [5, 5, 5, 5, 3]
+    lengths = [len(p) for b in fake.batches for p in b]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+class MeasuringAdapter(FakeAdapter):
+    """Says each prompt's encoded length: here the reverse of its text length (as when the short
+    prompts carry the large images), or None for the prompts in ``unknown``."""
+
+    def __init__(self, unknown=frozenset()):
+        super().__init__()
+        self.unknown, self.roots = set(unknown), []
+
+    def prompt_length(self, prompt, images=(), image_root=None):
+        self.roots.append(image_root)
+        return None if prompt in self.unknown else 1000 - len(prompt)
+
+
+def test_batches_follow_the_adapters_encoded_length_when_it_has_one():
+    prompts = _prompts(23)
+    fake = MeasuringAdapter()
+    out = generate_all(fake, [(p, []) for p in prompts], None, batch_size=5, method="generate_from_text",
+                       image_root="/data")
+    assert out == [f"answer to {p} (0 images)" for p in prompts]
+    lengths = [len(p) for b in fake.batches for p in b]
+    assert lengths == sorted(lengths) and lengths != sorted(lengths, reverse=True)  # shortest text first
+    assert set(fake.roots) == {"/data"}
+    # one request it cannot measure: every request is sorted by the text proxy (one scale)
+    fake = MeasuringAdapter(unknown={prompts[3]})
+    generate_all(fake, [(p, []) for p in prompts], None, batch_size=5, method="generate_from_text")
     lengths = [len(p) for b in fake.batches for p in b]
     assert lengths == sorted(lengths, reverse=True)
 

@@ -61,6 +61,8 @@ def test_two_processes_write_what_one_process_writes(tmp_path, site):
     ran = _run(site, config, 1)
     assert ran.returncode == 0, ran.stderr[-3000:]
     one = _read(tmp_path / "out")
+    one_stats = {stage: json.loads((tmp_path / "out" / stage / "stats.json").read_text())
+                 for stage in ("synthesize", "filter")}
     shutil.rmtree(tmp_path / "out")
     ran = _run(site, config, 2)
     assert ran.returncode == 0, ran.stderr[-3000:]
@@ -75,7 +77,15 @@ def test_two_processes_write_what_one_process_writes(tmp_path, site):
     stats = json.loads((two / "synthesize" / "stats.json").read_text())
     assert stats["num_processes"] == 2 and stats["rejected"] == 2
     # the main process took positions 0, 2, ..., 10 of the 11 distinct pairs; pair 4's image is bad
-    assert stats["this_run"]["triplets"] + stats["this_run"].get("no_triplet", 0) == 5
+    main = stats["per_process"][0]["this_run"]
+    assert main["triplets"] + main.get("no_triplet", 0) == 5
+    # the components' counters cover both shares: they add up to the one-process run's
+    assert stats["this_run"] == one_stats["synthesize"]["this_run"]
+    for stage in ("synthesize", "filter"):
+        merged = json.loads((two / stage / "stats.json").read_text())
+        counters = {k: v for k, v in one_stats[stage].items() if isinstance(v, int) and not isinstance(v, bool)
+                    and k != "num_processes"}
+        assert counters and {k: merged[k] for k in counters} == counters, stage
     assert json.loads((two / "filter" / "stats.json").read_text())["triplets"] == 10
 
 
@@ -101,3 +111,16 @@ def test_two_processes_resume_an_interrupted_single_process_run(tmp_path, site):
     assert "[synthesize] resuming" in ran.stdout
     assert _read(out) == expected
     assert json.loads((synth / "stats.json").read_text())["this_run"]["already_done"] == 3
+
+
+def test_component_stats_of_the_processes_are_summed_where_they_count():
+    from adamllm.sharding import merge_stats
+
+    main = {"pairs": 5, "parse_error": 1, "tokens_per_s": 80.5, "profile": "released", "examples": ["a"],
+            "this_run": {"triplets": 4}, "flag": True}
+    other = {"pairs": 6, "parse_error": 0, "tokens_per_s": 75.0, "profile": "released", "examples": ["b", "c"],
+             "this_run": {"triplets": 5, "no_triplet": 1}, "flag": True}
+    merged = merge_stats([main, other])
+    assert merged == {"pairs": 11, "parse_error": 1, "profile": "released", "examples": ["a", "b", "c"],
+                      "this_run": {"triplets": 9, "no_triplet": 1}, "flag": True, "per_process": [main, other]}
+    assert merge_stats([main]) == main  # one process: its stats as they are

@@ -117,6 +117,20 @@ def test_hand_written_continuations_parse_end_to_end(tmp_path):
     assert stats["no_pair"] == 1  # the truncated one: a complete user turn, its answer ran out
 
 
+def test_a_window_of_pairs_is_length_sorted_before_it_is_cut_into_batches(tmp_path):
+    pairs = fixture_pairs(tmp_path, 4)
+    pairs = [p.model_copy(update={"caption": p.caption + " more words" * n}) for p, n in zip(pairs, (0, 5, 1, 9))]
+    replies = {p.caption: llama3_continuation(f"Q{i}?", "a", "long a") for i, p in enumerate(pairs)}
+    adapter = FakeLlama3Adapter(replies)
+    synth = synthesizer(batch_size=2, sort_window=2)
+    assert synth.batch_size == 4  # the stage hands over one window per call
+    results = synth.synthesize(pairs, FakeContext(adapter))
+    assert [r.instruction for r in results] == ["Q0?", "Q1?", "Q2?", "Q3?"]  # back in pair order
+    batches = [[next(i for i, p in enumerate(pairs) if p.caption in prompt) for prompt in call[0]]
+               for call in adapter.calls]
+    assert batches == [[3, 1], [2, 0]]  # the two longest captions together, then the two shortest
+
+
 def test_the_model_the_tune_stage_wrote_replaces_the_slot_model(tmp_path):
     pairs = fixture_pairs(tmp_path, 1)
     ctx = FakeContext(FakeLlama3Adapter({pairs[0].caption: llama3_continuation("Q?", "a", "long a")}),
