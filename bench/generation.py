@@ -2,7 +2,7 @@
 
 What it measures
     For each family (default the ``small`` tiny Qwen2-VL and LLaVA-NeXT, built offline, seed 0,
-    fp32 on CPU) the same deterministic prompts (default 64 single-turn questions of 2-40 words,
+    fp32 on CPU) the same deterministic prompts (default 128 single-turn questions of 2-40 words,
     each with one PNG-like RGB image of 56-168 px) are answered greedily with exactly
     ``--new-tokens`` new tokens each (``min_new_tokens = max_new_tokens``, so every configuration
     generates the same number of tokens):
@@ -13,7 +13,10 @@ What it measures
                       left-padded batches of N through ``adapter.generate``.
 
     tok/s = generated tokens (prompts x new tokens) / wall seconds of the whole call, encoding
-    included; model loading excluded. ``match`` is the share of answers equal to the per-sample
+    included; model loading excluded; the best of ``--repeats`` runs (default 2) of each
+    configuration. Each engine row also gives the prompt tokens its batches hold with padding,
+    sorted by encoded length as the engine does (``padded_tokens``) and by text length
+    (``padded_tokens_text_sort``), against the prompts' own (``prompt_tokens``). ``match`` is the share of answers equal to the per-sample
     answer (greedy decoding: batching should not change them, up to float ties). ``torch`` threads
     are set once (``--threads``, default 2). The machine may be shared: compare ratios within a run.
 
@@ -34,7 +37,7 @@ Filter section (``--only filter`` runs it alone)
     outputs equal to the per-sample ones. With ``--only filter`` the JSON's ``filter`` entry is
     replaced and the generation results already in the file are kept.
 
-Usage: ``python bench/generation.py [--prompts 64] [--new-tokens 32] [--batches 1,8,16,32]
+Usage: ``python bench/generation.py [--prompts 128] [--repeats 2] [--new-tokens 32] [--batches 1,8,16,32]
 [--families qwen2_vl,llava_next] [--size small] [--threads 2] [--only generation|filter|evaluate]
 [--filter-triplets 64] [--filter-batch 16] [--out bench/results/generation.json]``
 """
@@ -84,6 +87,24 @@ def build_adapter(family: str, size: str, work: Path):
     return adapter
 
 
+def padding(adapter, requests, size: int) -> dict:
+    """Prompt tokens the batches of ``size`` hold, padding included, as the engine sorts them (by
+    encoded length) and as a text-length sort would (the engine's fallback), against the prompts'
+    own tokens: what the sort saves in the prefill."""
+    from adamllm.generation import request_length, sort_keys
+
+    lengths = [adapter.prompt_length(c, imgs) for c, imgs in requests]
+
+    def padded(order):
+        return sum(max(lengths[i] for i in order[s:s + size]) * len(order[s:s + size])
+                   for s in range(0, len(order), size))
+
+    keys = sort_keys(adapter, requests)
+    by_tokens = sorted(range(len(requests)), key=keys.__getitem__, reverse=True)
+    by_text = sorted(range(len(requests)), key=lambda i: request_length(*requests[i]), reverse=True)
+    return {"prompt_tokens": sum(lengths), "padded_tokens": padded(by_tokens), "padded_tokens_text_sort": padded(by_text)}
+
+
 def bench_family(family: str, args, work: Path) -> dict:
     from adamllm.backbone import GenerationSettings
     from adamllm.generation import generate_all
@@ -94,26 +115,34 @@ def bench_family(family: str, args, work: Path) -> dict:
     tokens = len(requests) * args.new_tokens
     adapter.generate([requests[0][0]], [requests[0][1]], settings)  # warm-up, not timed
 
+    def timed(call):
+        """The answers and the best wall time of ``--repeats`` runs (the fastest is the least
+        disturbed by whatever else the machine does; every configuration gets the same repeats)."""
+        best, answers = float("inf"), None
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            answers = call()
+            best = min(best, time.perf_counter() - started)
+        return answers, best
+
     rows = []
-    started = time.perf_counter()
-    baseline = [adapter.generate([c], [imgs], settings)[0] for c, imgs in requests]
-    seconds = time.perf_counter() - started
+    baseline, seconds = timed(lambda: [adapter.generate([c], [imgs], settings)[0] for c, imgs in requests])
     rows.append({"config": "per-sample", "batch_size": 1, "seconds": round(seconds, 3),
                  "tokens_per_s": round(tokens / seconds, 2), "match": 1.0})
     print(f"  {family} per-sample: {tokens / seconds:.1f} tok/s ({seconds:.1f} s)", flush=True)
     for size in args.batches:
-        started = time.perf_counter()
-        answers = generate_all(adapter, requests, settings, batch_size=size)
-        seconds = time.perf_counter() - started
+        answers, seconds = timed(lambda: generate_all(adapter, requests, settings, batch_size=size))
         match = sum(a == b for a, b in zip(answers, baseline)) / len(baseline)
         rows.append({"config": f"engine b{size}", "batch_size": size, "seconds": round(seconds, 3),
-                     "tokens_per_s": round(tokens / seconds, 2), "match": round(match, 3)})
+                     "tokens_per_s": round(tokens / seconds, 2), "match": round(match, 3),
+                     **padding(adapter, requests, size)})
         print(f"  {family} engine b{size}: {tokens / seconds:.1f} tok/s ({seconds:.1f} s), match {match:.2f}",
               flush=True)
     base = rows[0]["tokens_per_s"]
     for row in rows:
         row["speedup"] = round(row["tokens_per_s"] / base, 2)
     return {"family": family, "size": args.size, "prompts": len(requests), "new_tokens": args.new_tokens,
+            "repeats": args.repeats,
             "generated_tokens": tokens, "rows": rows}
 
 
@@ -208,7 +237,8 @@ def print_filter(result: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2, help="best wall time of this many runs per configuration")
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--batches", default="1,8,16,32")
     parser.add_argument("--families", default="qwen2_vl,llava_next")

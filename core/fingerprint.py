@@ -3,7 +3,8 @@
 A fingerprint holds the stage's config sections flattened to dotted keys
 (``trainer.learning_rate``), the run's seed, its ``data.<stage>`` input, the identity of every
 input file or folder it reads (size and content hash for files; names, sizes and times for
-folders), the content of every file an option names (a prompt file, gold labels), and the
+folders), the content of every file an option names (a prompt file, gold labels), the
+identity of every local model folder a model slot names (unless ``tiny:`` builds it), and the
 adamllm version. The runner stores it in ``OUT/<stage>/_running.json`` when the
 stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
 """
@@ -74,6 +75,7 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[s
     if stage.name in config.data:
         settings[f"data.{stage.name}"] = config.data[stage.name]
     named = [Path(v) for v in settings.values() if _is_local_file(v)]  # a filter's prompt file, say
+    named += [Path(v) for k, v in settings.items() if _is_model_folder(k, v, settings)]
     return {
         "adamllm_version": __version__,
         "config": settings,
@@ -89,6 +91,20 @@ def _is_local_file(value: Any) -> bool:
         return False
     try:
         return Path(value).is_file()
+    except OSError:
+        return False
+
+
+def _is_model_folder(key: str, value: Any, settings: dict[str, Any]) -> bool:
+    """A model slot's local checkpoint folder (``backbone.model``, ``synthesizer.model.model``):
+    retrained or replaced weights are a changed input. A folder that ``tiny:`` builds on first use
+    is left out: its seed and size are in the config already."""
+    if not (key == "model" or key.endswith(".model")) or not isinstance(value, str) or not value.startswith("/"):
+        return False
+    if settings.get(key[: -len("model")] + "tiny"):
+        return False
+    try:
+        return Path(value).is_dir()
     except OSError:
         return False
 

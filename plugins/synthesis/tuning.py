@@ -201,7 +201,13 @@ def _trainer(ctx):
     if options.label_policy != "after_first_turn":
         ctx.echo(f"[tune] training under label_policy after_first_turn (the trainer section says "
                  f"{options.label_policy!r}, which applies to the train stage)")
-    options = options.model_copy(update={"label_policy": "after_first_turn"})
+    update = {"label_policy": "after_first_turn"}
+    if getattr(options, "two_stage", False) and "two_stage" not in tuning:
+        # the trainer section's two-stage schedule is the target model's: the seed conversations
+        # carry no stages, and the synthesizer is tuned on them in one
+        ctx.echo("[tune] training in one stage (the trainer section's two_stage applies to the train stage)")
+        update["two_stage"] = False
+    options = options.model_copy(update=update)
     trainer = spec.build(options)
     if not hasattr(trainer, "train"):
         raise StageError(f"trainer {name!r} has no train(adapter, records, out_dir, ...) method")

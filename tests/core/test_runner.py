@@ -154,8 +154,9 @@ def test_unknown_stage_and_missing_section(pm, tmp_path):
 
 
 def test_a_file_named_by_an_option_is_part_of_the_fingerprint(tmp_path):
-    """Editing a filter's prompt file is a change (its path alone is not enough); folders are not
-    hashed (a `tiny:` model folder built on first use must not look changed afterwards)."""
+    """Editing a filter's prompt file is a change (its path alone is not enough), and so is
+    retraining the model in a model folder an option names; a folder that `tiny:` builds on first
+    use is left out (it must not look changed afterwards), and other folders are not hashed."""
     from types import SimpleNamespace
 
     from pydantic import BaseModel
@@ -166,15 +167,27 @@ def test_a_file_named_by_an_option_is_part_of_the_fingerprint(tmp_path):
     class Options(BaseModel):
         prompt: str
         model: str
+        notes: str
+        tiny: str | None = None
 
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Label: {precise}")
     (tmp_path / "model").mkdir()
-    config = SimpleNamespace(seed=0, data={}, filter=SimpleNamespace(
-        type="consistency", options=Options(prompt=str(prompt), model=str(tmp_path / "model"))))
-    before = stage_fingerprint(config, stage("filter"), [])
-    assert list(before["inputs"]) == [str(prompt)]
-    (tmp_path / "model" / "weights.safetensors").write_text("x")
-    assert changes(before, stage_fingerprint(config, stage("filter"), [])) == []
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_text("x")
+
+    def fingerprint(tiny=None):
+        options = Options(prompt=str(prompt), model=str(tmp_path / "model"), notes=str(tmp_path / "notes"), tiny=tiny)
+        config = SimpleNamespace(seed=0, data={}, filter=SimpleNamespace(type="consistency", options=options))
+        return stage_fingerprint(config, stage("filter"), [])
+
+    before = fingerprint()
+    assert list(before["inputs"]) == [str(prompt), str(tmp_path / "model")]
+    (tmp_path / "notes" / "n.txt").write_text("not an input")
+    assert changes(before, fingerprint()) == []
+    (tmp_path / "model" / "model.safetensors").write_text("retrained")
+    assert changes(before, fingerprint()) == [f"input {tmp_path / 'model'} changed"]
+    assert list(fingerprint(tiny="small")["inputs"]) == [str(prompt)]
+    before = fingerprint()
     prompt.write_text("Verdict: {precise}")
-    assert changes(before, stage_fingerprint(config, stage("filter"), [])) == [f"input {prompt} changed"]
+    assert changes(before, fingerprint()) == [f"input {prompt} changed"]

@@ -160,3 +160,16 @@ def test_tuning_options_of_the_synthesizer_override_the_trainer_section_for_tune
     assert bad.returncode != 0
     assert "synthesizer.tuning.max_steps" in bad.stderr and "Traceback" not in bad.stderr
     assert "[tune] rerunning from scratch" in bad.stdout  # the tuning options are part of its fingerprint
+
+
+def test_a_two_stage_trainer_section_still_tunes_the_synthesizer_in_one_stage(tmp_path, site):
+    # the two-stage ablation's run config: two_stage is the target model's schedule
+    write_seed_folder(tmp_path / "seed")
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG.replace("learning_rate: 0.003}", "learning_rate: 0.003, two_stage: true}")
+                      + "data: {tune: seed}\n")
+    result = run_cli(site, "run", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[tune] training in one stage" in result.stdout
+    info = json.loads((tmp_path / "out" / "tune" / "run_info.json").read_text())["config"]
+    assert info["two_stage"] is False and json.loads((tmp_path / "out" / "tune" / "summary.json").read_text())["steps"] == 2
