@@ -16,7 +16,9 @@ What it measures
     included; model loading excluded; the best of ``--repeats`` runs (default 2) of each
     configuration. Each engine row also gives the prompt tokens its batches hold with padding,
     sorted by encoded length as the engine does (``padded_tokens``) and by text length
-    (``padded_tokens_text_sort``), against the prompts' own (``prompt_tokens``). ``match`` is the share of answers equal to the per-sample
+    (``padded_tokens_text_sort``), against the prompts' own (``prompt_tokens``). ``prefill``:
+    the same calls with one new token (encoding and prefill alone), per sample and at batch 16,
+    its share of the batch-16 time, and the speed-up of the decoding steps alone. ``match`` is the share of answers equal to the per-sample
     answer (greedy decoding: batching should not change them, up to float ties). ``torch`` threads
     are set once (``--threads``, default 2). The machine may be shared: compare ratios within a run.
 
@@ -141,9 +143,20 @@ def bench_family(family: str, args, work: Path) -> dict:
     base = rows[0]["tokens_per_s"]
     for row in rows:
         row["speedup"] = round(row["tokens_per_s"] / base, 2)
+    # where the time goes: encoding + prefill alone (one new token), per sample and at batch 16
+    one = GenerationSettings(max_new_tokens=1, min_new_tokens=1)
+    _, alone = timed(lambda: [adapter.generate([c], [imgs], one)[0] for c, imgs in requests])
+    _, batched = timed(lambda: generate_all(adapter, requests, one, batch_size=16))
+    full = {row["config"]: row["seconds"] for row in rows}
+    prefill = {"per_sample_seconds": round(alone, 3), "engine_b16_seconds": round(batched, 3),
+               "speedup": round(alone / batched, 2)}
+    if "engine b16" in full:
+        prefill["share_of_engine_b16"] = round(batched / full["engine b16"], 3)
+        prefill["decode_speedup_b16"] = round((full["per-sample"] - alone) / (full["engine b16"] - batched), 2)
+    print(f"  {family} prefill only: per-sample {alone:.1f} s, engine b16 {batched:.1f} s", flush=True)
     return {"family": family, "size": args.size, "prompts": len(requests), "new_tokens": args.new_tokens,
             "repeats": args.repeats,
-            "generated_tokens": tokens, "rows": rows}
+            "generated_tokens": tokens, "rows": rows, "prefill": prefill}
 
 
 # -- filter section ---------------------------------------------------------------------------
@@ -281,6 +294,11 @@ def main(argv=None) -> int:
         for row in result["rows"]:
             print(f"{result['family']:<11} {row['config']:<11} {row['seconds']:>8.1f} {row['tokens_per_s']:>8.1f} "
                   f"{row['speedup']:>7.2f}x {row['match']:>6.2f}")
+    for result in results:
+        pre = result["prefill"]
+        if "share_of_engine_b16" in pre:
+            print(f"{result['family']}: encoding + prefill is {pre['share_of_engine_b16']:.0%} of engine b16's time and "
+                  f"{pre['speedup']:.2f}x faster batched; the decoding steps are {pre['decode_speedup_b16']:.2f}x faster")
     if filter_result is not None:
         print_filter(filter_result)
     if evaluate_result is not None:
