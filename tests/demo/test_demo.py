@@ -17,16 +17,17 @@ pytestmark = pytest.mark.slow
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-def demo(out, **kwargs):
+def demo(out, log):
+    """The demo in its own session, its output to ``log`` (a pipe nobody reads while the test
+    waits would fill up and block the demo)."""
     return subprocess.Popen([sys.executable, "-m", "adamllm.cli", "demo", "--fast", "--out", str(out)], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            **kwargs)
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def test_demo_killed_mid_synthesis_resumes_and_reports(tmp_path):
     out = tmp_path / "demo"
     progress = out / "rows" / "adamllm" / "synthesize" / "_progress.jsonl"
-    first = demo(out)
+    first = demo(out, tmp_path / "first.log")
     deadline = time.time() + 900
     while time.time() < deadline and first.poll() is None:
         if progress.exists() and progress.read_text().count("\n") >= 1:
@@ -34,11 +35,13 @@ def test_demo_killed_mid_synthesis_resumes_and_reports(tmp_path):
             break
         time.sleep(0.05)
     first.wait(timeout=60)
-    assert first.returncode == -signal.SIGKILL, "the demo ended before synthesis could be interrupted"
+    assert first.returncode == -signal.SIGKILL, ("the demo ended before synthesis could be interrupted: "
+                                                 + (tmp_path / "first.log").read_text()[-2000:])
     assert (out / "rows" / "adamllm" / "synthesize" / "_running.json").exists()
 
-    second = demo(out)
-    log, _ = second.communicate(timeout=900)
+    second = demo(out, tmp_path / "second.log")
+    second.wait(timeout=900)
+    log = (tmp_path / "second.log").read_text()
     assert second.returncode == 0, log[-3000:]
     assert "[synthesize] resuming" in log and "| adamllm |" in log
 
