@@ -74,11 +74,17 @@ def load_image(image: Any, root: str | os.PathLike | None = None):
     grayscale is scaled by its value range, alpha is composited onto white."""
     from adamllm.images import load_rgb
 
-    if isinstance(image, (str, os.PathLike)) and root is not None:  # absolute paths are confined too
+    return load_rgb(confined(image, root))
+
+
+def confined(image: Any, root: str | os.PathLike | None = None) -> Any:
+    """``image`` itself, or, for a path with a ``root``, the path resolved inside ``root``
+    (absolute paths and symlinks included; one that leaves it raises ``PathEscapeError``)."""
+    if isinstance(image, (str, os.PathLike)) and root is not None:
         from adamllm.io import resolve_under
 
-        image = resolve_under(root, image)
-    return load_rgb(image)
+        return resolve_under(root, image)
+    return image
 
 
 def _load_images(images: Sequence[Any], root: str | os.PathLike | None) -> list:

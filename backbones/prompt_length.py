@@ -31,12 +31,9 @@ def image_size(source: Any, root: str | os.PathLike | None = None) -> tuple[int,
         with Image.open(io.BytesIO(bytes(source))) as image:
             width, height = image.size
         return height, width
-    path = source
-    if root is not None:
-        from adamllm.io import resolve_under
+    from .adapter import confined
 
-        path = resolve_under(root, source)
-    with Image.open(path) as image:
+    with Image.open(confined(source, root)) as image:
         width, height = image.size
     return height, width
 

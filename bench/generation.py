@@ -89,32 +89,31 @@ def build_adapter(family: str, size: str, work: Path):
     return adapter
 
 
-def padding(adapter, requests, size: int) -> dict:
+def padding(keys: list, size: int) -> dict:
     """Prompt tokens the batches of ``size`` hold, padding included, as the engine sorts them (by
     encoded length) and as a text-length sort would (the engine's fallback), against the prompts'
-    own tokens: what the sort saves in the prefill."""
-    from adamllm.generation import request_length, sort_keys
-
-    lengths = [adapter.prompt_length(c, imgs) for c, imgs in requests]
+    own tokens: what the sort saves in the prefill. ``keys``: ``adamllm.generation.sort_keys``
+    of the requests, ``(encoded length, text length, images)``."""
+    lengths = [key[0] for key in keys]
 
     def padded(order):
         return sum(max(lengths[i] for i in order[s:s + size]) * len(order[s:s + size])
                    for s in range(0, len(order), size))
 
-    keys = sort_keys(adapter, requests)
-    by_tokens = sorted(range(len(requests)), key=keys.__getitem__, reverse=True)
-    by_text = sorted(range(len(requests)), key=lambda i: request_length(*requests[i]), reverse=True)
+    by_tokens = sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
+    by_text = sorted(range(len(keys)), key=lambda i: keys[i][1:], reverse=True)
     return {"prompt_tokens": sum(lengths), "padded_tokens": padded(by_tokens), "padded_tokens_text_sort": padded(by_text)}
 
 
 def bench_family(family: str, args, work: Path) -> dict:
     from adamllm.backbone import GenerationSettings
-    from adamllm.generation import generate_all
+    from adamllm.generation import generate_all, sort_keys
 
     adapter = build_adapter(family, args.size, work)
     requests = make_requests(args.prompts)
     settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
     tokens = len(requests) * args.new_tokens
+    keys = sort_keys(adapter, requests)
     adapter.generate([requests[0][0]], [requests[0][1]], settings)  # warm-up, not timed
 
     def timed(call):
@@ -137,7 +136,7 @@ def bench_family(family: str, args, work: Path) -> dict:
         match = sum(a == b for a, b in zip(answers, baseline)) / len(baseline)
         rows.append({"config": f"engine b{size}", "batch_size": size, "seconds": round(seconds, 3),
                      "tokens_per_s": round(tokens / seconds, 2), "match": round(match, 3),
-                     **padding(adapter, requests, size)})
+                     **padding(keys, size)})
         print(f"  {family} engine b{size}: {tokens / seconds:.1f} tok/s ({seconds:.1f} s), match {match:.2f}",
               flush=True)
     base = rows[0]["tokens_per_s"]

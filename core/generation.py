@@ -6,8 +6,9 @@ method (``generate`` for ShareGPT conversations, ``generate_from_text`` for rend
 * requests are sorted by length, longest first, so a batch pads little and an out-of-memory
   error shows up on the first batch; answers come back in the original order. The length is the
   adapter's ``prompt_length(prompt, images, image_root=...)`` when it has one (the encoded
-  length, image tokens included, from the images' sizes), else a text proxy
-  (``request_length``); a ``prompt_length`` of None falls back to the proxy for that request;
+  length, image tokens included, from the images' sizes) when the requests fill more than one
+  batch, else a text proxy (``request_length``); one ``prompt_length`` of None sorts every
+  request by the proxy (one scale);
 * an out-of-memory error (``torch.cuda.OutOfMemoryError``, or a ``RuntimeError`` whose message
   says "out of memory") halves the batch size and retries the same batch, down to 1; the smaller
   size is kept for the batches after it. An OOM on a single request is raised;
@@ -63,14 +64,16 @@ def request_length(prompt: Any, images: Sequence[Any] = ()) -> tuple[int, int]:
     return length, len(images or ())
 
 
-def sort_keys(adapter: Any, requests: Sequence[Request], image_root: Any = None) -> list[tuple[int, int, int]]:
+def sort_keys(adapter: Any, requests: Sequence[Request], image_root: Any = None,
+              exact: bool = True) -> list[tuple[int, int, int]]:
     """The sort key of each request: ``(encoded length, text length, images)`` where the adapter
-    can tell the encoded length (``prompt_length``), else ``(0, text length, images)`` for all: a
-    mix of the two scales would not sort."""
+    can tell the encoded length (``prompt_length``) and ``exact`` asks for it, else
+    ``(0, text length, images)`` for all: a mix of the two scales would not sort."""
     proxies = [request_length(prompt, images) for prompt, images in requests]
-    measure = getattr(adapter, "prompt_length", None)
-    lengths = [measure(prompt, list(images or ()), image_root=image_root) if callable(measure) else None
-               for prompt, images in requests]
+    measure = getattr(adapter, "prompt_length", None) if exact else None
+    if not callable(measure):
+        return [(0, *proxy) for proxy in proxies]
+    lengths = [measure(prompt, list(images or ()), image_root=image_root) for prompt, images in requests]
     if any(n is None for n in lengths):
         return [(0, *proxy) for proxy in proxies]
     return [(int(n), *proxy) for n, proxy in zip(lengths, proxies)]
@@ -97,7 +100,8 @@ def generate_all(adapter: Any, requests: Sequence[Request], settings: Any = None
         raise TypeError(f"{type(adapter).__name__} has no {method}()")
     requests = list(requests)
     answers: list[Optional[str]] = [None] * len(requests)
-    keys = sort_keys(adapter, requests, method_kwargs.get("image_root"))
+    # one batch: the order only matters if out-of-memory splits it, and the proxy is free
+    keys = sort_keys(adapter, requests, method_kwargs.get("image_root"), exact=len(requests) > batch_size)
     order = sorted(range(len(requests)), key=keys.__getitem__, reverse=True)
 
     def run(indices: list[int]) -> list[str]:
