@@ -119,6 +119,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     general_settings = GeneralModelSettings.for_world(settings.fast, backbone=settings.backbone, seed=settings.seed)
     general = build_general_model(world, out / "general", general_settings, echo=echo)
     rows = ROWS + (ABLATION_ROWS if ablation else ())
+    judged = judges(pm, world)
     results = {}
     for number, (name, config) in enumerate(row_configs(settings, general, rows).items(), start=1):
         path = out / f"{name}.yaml"
@@ -130,10 +131,10 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
         cfg = load_config(path, pm)
         with output_lock(cfg.output_dir, command=f"adamllm demo ({name})"):
             run_pipeline(cfg, pm, echo=echo)
-        results[name] = row_scores(cfg.output_dir / "evaluate", pm, world)
+        results[name] = row_scores(cfg.output_dir / "evaluate", judged)
     report = {"settings": {"backbone": settings.backbone, "fast": settings.fast, "seed": settings.seed,
                            "filter": "lexical"},
-              "seconds": round(time.time() - started, 1), "rows": results, "chance": text_only_row(world, pm)}
+              "seconds": round(time.time() - started, 1), "rows": results, "chance": text_only_row(world, judged)}
     write_report(out, report)
     for line in table(report):
         echo(line)
@@ -142,8 +143,19 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     return report
 
 
-def row_scores(evaluate_dir: Path, pm, world) -> dict:
-    """``{benchmark: {scorer: {metric: value}}}`` of one row, its predictions scored by both scorers."""
+def judges(pm, world) -> dict:
+    """``{(benchmark, scorer): scorer}``: each toy benchmark's own scorer (SLAKE's rules for the
+    VQA questions, PMC-VQA's for the choices), under both scorers."""
+    from adamllm.evaluation.stage import build_task
+
+    benchmarks = {name: build_task(pm, name, {"source": str(world.benchmark / file)}).benchmark
+                  for name, file in FILES.items()}
+    return {(name, scorer): bench.get_scorer(scorer, 0) for name, bench in benchmarks.items() for scorer in SCORERS}
+
+
+def row_scores(evaluate_dir: Path, judged: dict) -> dict:
+    """``{benchmark: {scorer: {metric: value}}}`` of one row, its predictions scored by both
+    scorers (``judged``: from ``judges``)."""
     from adamllm.io import iter_records
 
     report = json.loads((evaluate_dir / "report.json").read_text(encoding="utf-8"))
@@ -152,29 +164,22 @@ def row_scores(evaluate_dir: Path, pm, world) -> dict:
         records = [r for _, r in iter_records(evaluate_dir / name / "predictions.jsonl")]
         scores[name] = {}
         for scorer in SCORERS:
-            judge = _judge(pm, name, scorer, world)
+            judge = judged[name, scorer]
             scores[name][scorer] = _kept(judge, judge.aggregate([judge.score_sample(r, i) for i, r in enumerate(records)]))
     return scores
-
-
-def _judge(pm, benchmark: str, scorer: str, world):
-    """The benchmark's own scorer (SLAKE's rules for the VQA questions, PMC-VQA's for the choices)."""
-    from adamllm.evaluation.stage import build_task
-
-    return build_task(pm, benchmark, {"source": str(world.benchmark / FILES[benchmark])}).benchmark.get_scorer(scorer, 0)
 
 
 def _kept(judge, aggregate: dict) -> dict:
     return {m: round(aggregate[m], 2) for m in judge.metrics if m in aggregate}
 
 
-def text_only_row(world, pm) -> dict:
+def text_only_row(world, judged: dict) -> dict:
     """What the questions alone score (``text_only_baseline``: the majority answer per question
     type, no model), in the rows' layout: the chance level the table is read against."""
     from adamllm.domains.toyshapes import text_only_baseline
 
     baseline = text_only_baseline(world)
-    return {name: {scorer: _kept(_judge(pm, name, scorer, world), baseline[FILES[name]][scorer]) for scorer in SCORERS}
+    return {name: {scorer: _kept(judged[name, scorer], baseline[FILES[name]][scorer]) for scorer in SCORERS}
             for name in FILES}
 
 

@@ -2,7 +2,8 @@
 the table and the chart (no model: predictions are written by hand)."""
 import json
 
-from adamllm.domains.toyshapes.demo import CHANCE, FILES, headline, row_scores, table, text_only_row, write_report
+from adamllm.domains.toyshapes.demo import (CHANCE, FILES, headline, judges, row_scores, table, text_only_row,
+                                            write_report)
 from adamllm.registry import get_plugin_manager
 
 
@@ -18,16 +19,16 @@ def _evaluated(folder, world, answer):
 
 
 def test_rows_are_scored_by_both_scorers_and_read_against_chance(tmp_path, fast_world):
-    pm = get_plugin_manager()
-    right = row_scores(_evaluated(tmp_path / "right", fast_world, lambda r: r["label"]), pm, fast_world)
+    judged = judges(get_plugin_manager(), fast_world)
+    right = row_scores(_evaluated(tmp_path / "right", fast_world, lambda r: r["label"]), judged)
     assert right == {"toyshapes_vqa": {s: {"open_recall": 100.0, "closed_accuracy": 100.0} for s in ("legacy", "strict")},
                      "toyshapes_choice": {s: {"accuracy": 100.0} for s in ("legacy", "strict")}}
     # a sentence that ends on the label: legacy open recall takes it, strict exact match does not
-    sentence = row_scores(_evaluated(tmp_path / "sentence", fast_world, lambda r: f"It is {r['label']}."), pm, fast_world)
+    sentence = row_scores(_evaluated(tmp_path / "sentence", fast_world, lambda r: f"It is {r['label']}."), judged)
     assert sentence["toyshapes_vqa"]["legacy"]["open_recall"] == 100.0
     assert sentence["toyshapes_vqa"]["strict"]["open_recall"] == 0.0
 
-    chance = text_only_row(fast_world, pm)  # balanced answers: chance level, the same under both scorers
+    chance = text_only_row(fast_world, judged)  # balanced answers: chance level, the same under both scorers
     assert chance["toyshapes_vqa"]["legacy"] == chance["toyshapes_vqa"]["strict"]
     assert chance["toyshapes_vqa"]["legacy"]["closed_accuracy"] == 50.0
     assert chance["toyshapes_choice"]["legacy"]["accuracy"] < 50.0
