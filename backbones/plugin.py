@@ -15,25 +15,20 @@ def _tiny_builder(family: str):
     return build
 
 
+#: (name, adapter class, description) of each built-in backbone; every one has a tiny builder.
+BACKBONES = (
+    ("qwen2_vl", "adamllm.backbones.families:Qwen2VLAdapter", "Qwen2-VL (e.g. Qwen/Qwen2-VL-2B-Instruct)"),
+    ("qwen2_5_vl", "adamllm.backbones.families:Qwen2_5_VLAdapter", "Qwen2.5-VL (e.g. Qwen/Qwen2.5-VL-3B-Instruct)"),
+    ("qwen3_vl", "adamllm.backbones.families:Qwen3VLAdapter", "Qwen3-VL, dense models (e.g. Qwen/Qwen3-VL-2B-Instruct)"),
+    ("llava_next", "adamllm.backbones.families:LlavaNextAdapter",
+     "LLaVA-NeXT / LLaVA-v1.6 with a Llama-3 LM (transformers format)"),
+    ("mllama", "adamllm.backbones.families:MllamaAdapter", "Llama-3.2-Vision (Mllama)"),
+    ("causal_lm", "adamllm.backbones.causal_lm:CausalLMAdapter",
+     "Text-only causal LM (any transformers AutoModelForCausalLM), e.g. a filter's judge"),
+)
+
+
 @hookimpl
 def adamllm_backbones():
-    return [
-        BackboneSpec(name="qwen2_vl", factory="adamllm.backbones.families:Qwen2VLAdapter", config=CONFIG,
-                     tiny=_tiny_builder("qwen2_vl"),
-                     description="Qwen2-VL (e.g. Qwen/Qwen2-VL-2B-Instruct)"),
-        BackboneSpec(name="qwen2_5_vl", factory="adamllm.backbones.families:Qwen2_5_VLAdapter", config=CONFIG,
-                     tiny=_tiny_builder("qwen2_5_vl"),
-                     description="Qwen2.5-VL (e.g. Qwen/Qwen2.5-VL-3B-Instruct)"),
-        BackboneSpec(name="qwen3_vl", factory="adamllm.backbones.families:Qwen3VLAdapter", config=CONFIG,
-                     tiny=_tiny_builder("qwen3_vl"),
-                     description="Qwen3-VL, dense models (e.g. Qwen/Qwen3-VL-2B-Instruct)"),
-        BackboneSpec(name="llava_next", factory="adamllm.backbones.families:LlavaNextAdapter", config=CONFIG,
-                     tiny=_tiny_builder("llava_next"),
-                     description="LLaVA-NeXT / LLaVA-v1.6 with a Llama-3 LM (transformers format)"),
-        BackboneSpec(name="mllama", factory="adamllm.backbones.families:MllamaAdapter", config=CONFIG,
-                     tiny=_tiny_builder("mllama"),
-                     description="Llama-3.2-Vision (Mllama)"),
-        BackboneSpec(name="causal_lm", factory="adamllm.backbones.causal_lm:CausalLMAdapter", config=CONFIG,
-                     tiny=_tiny_builder("causal_lm"),
-                     description="Text-only causal LM (any transformers AutoModelForCausalLM), e.g. a filter's judge"),
-    ]
+    return [BackboneSpec(name=name, factory=factory, config=CONFIG, tiny=_tiny_builder(name), description=description)
+            for name, factory, description in BACKBONES]
