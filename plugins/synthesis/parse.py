@@ -5,7 +5,8 @@ opened, empty user turn (docs/method.md §4); it goes on writing user and assist
 chat template's own format. Parsing therefore depends on the chat template, not on the model
 family: a ``TurnFormat`` names a template's role markers, ``detect`` finds it from a template or
 a rendered prompt, ``split_turns`` cuts the continuation at the markers and ``pair_triplet``
-reads the turns in order and keeps the earliest instruction answered both ways.
+reads the turns in order and keeps the earliest instruction answered both ways (with the latest
+answer of each kind given to it up to then).
 """
 from __future__ import annotations
 
@@ -139,11 +140,17 @@ def pair_triplet(turns: Sequence[tuple[str, str]], profile: ProtocolProfile,
     """``((instruction, precise, informative), None)`` for the earliest instruction answered both
     ways, or ``(None, reason)`` with a reason of ``REASONS``.
 
-    Turns are read in pairs (user, then assistant). A user turn is ``profile.split`` into the kind
-    of answer it asks for and its instruction; two instructions are the same when their texts
-    (hint removed, stripped) are equal. The first answer of each kind counts. An assistant turn
-    without a user turn before it, a user turn left unanswered, or text outside the turns is
-    skipped (and named in the reason when no triplet comes).
+    Turns are read in pairs (user, then assistant), in order. A user turn is ``profile.split``
+    into the kind of answer it asks for and its instruction; two instructions are the same when
+    their texts (hint removed, stripped) are equal. Each answer is recorded under its instruction
+    and kind, a later answer of the same kind to the same instruction replacing the earlier one.
+    The first turn that gives an instruction its second kind of answer ends the reading: that
+    instruction is the triplet's, with its latest precise and informative answers, and later turns
+    are not read (so "P: A, P: B, I: B, I: A" pairs B, and "P: A -> x, P: A -> y, I: A -> z" gives
+    ``(A, y, z)``). This is the reference code's pairing (its synthesizer-output reader keeps one
+    dict per kind, overwrites an instruction's entry, and stops at the first instruction found in
+    both). An assistant turn without a user turn before it, a user turn left unanswered, or text
+    outside the turns is skipped (and named in the reason when no triplet comes).
     """
     answers: dict[str, dict[str, str]] = {}
     pending: Optional[tuple[str, str]] = None  # (kind, instruction) of the open question
@@ -167,7 +174,7 @@ def pair_triplet(turns: Sequence[tuple[str, str]], profile: ProtocolProfile,
             if pending is not None:
                 kind, instruction = pending
                 got = answers.setdefault(instruction, {})
-                got.setdefault(kind, text)
+                got[kind] = text  # a later answer of the same kind replaces the earlier one
                 if "precise" in got and "informative" in got:
                     return (instruction, got["precise"], got["informative"]), None
             asked, pending = False, None

@@ -4,8 +4,13 @@ It is the manual-rule baseline the paper compares the tuned synthesizer with, an
 synthesizer for tests. Only the caption is read. Four rules look for facts in it:
 
 - ``colour``: a colour word followed by the noun it describes ("a red square" -> red, square);
-- ``count``: a number word or numeral followed by a noun, not a unit (colour and size words
-  skipped: "three round cells" -> three, cells);
+- ``count``: a number word or whole numeral (2 to 999) followed by a noun, not a unit (colour and
+  size words skipped: "three round cells" -> three, cells; "2 eggs" -> 2, eggs). A quantity that is
+  not a whole count is no count fact: a fraction ("1/2", "½"), a mixed number ("1 1/2", "1-1/2",
+  "1½"), a decimal ("0.5") or a range ("2-3", "2 to 3", "2 or 3") is read as one token and skipped,
+  and so is a number right after a number or a size's "x" / "by" ("1/2 dozen", '9"x13" pan');
+  measures such as "teaspoon" or "cups" are units, so "1/2 teaspoon salt" and "2 tablespoons oil"
+  give no count;
 - ``object``: the first noun after "a" / "an" / "the" (colour and size words skipped, words
   such as "image" or "photo" that name the picture itself passed over);
 - ``subject``: the first sentence's words before its first verb or preposition, at most six.
@@ -40,10 +45,15 @@ NUMBERS = frozenset(
 UNITS = frozenset(
     "mm cm m km nm um µm g kg mg ml l cups cup tbsp tsp oz lb lbs min mins minute minutes h hr hrs hour "
     "hours second seconds sec secs day days week weeks month months year years percent degrees times "
-    "x fold kda hz khz mhz".split())
+    "x fold kda hz khz mhz "
+    # kitchen measures: a count of them is an amount, not a number of things in the picture
+    "teaspoon teaspoons tablespoon tablespoons tbsps tbs tbl tsps ounce ounces pound pounds gram grams "
+    "kilogram kilograms milligram milligrams millilitre millilitres milliliter milliliters litre litres "
+    "liter liters quart quarts qt pint pints pt gallon gallons pinch pinches dash dashes inch inches "
+    "servings portions calories kcal".split())
 SIZES = frozenset(
     "small large big little tiny huge single round tall short long wide narrow thin thick bright dark "
-    "light pale deep plain simple few several many old new young fresh ripe raw whole".split())
+    "light pale deep plain simple few several many old new young fresh ripe raw whole medium".split())
 META = frozenset(
     "image images picture pictures photo photos photograph photographs figure figures scan scans view "
     "views illustration illustrations panel panels drawing close-up closeup".split())
@@ -87,7 +97,14 @@ EXPLANATIONS = (
 #: A longer sentence is quoted as a window of this many words around the fact.
 QUOTE_WORDS = 24
 
-_WORD = re.compile(r"[A-Za-z]+(?:[-'][A-Za-z]+)*|\d+(?:[.,]\d+)?")
+#: Unicode vulgar fractions ("½").
+_VULGAR = "¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞"
+_NUMERAL = r"\d+(?:[.,]\d+)*"
+#: A quantity that is not a whole count, matched as one token: a fraction or mixed number
+#: ("1/2", "1 1/2", "1-1/2", "½", "1½", "1 ½") or a range ("2-3", "2 – 3", "2 to 3", "2 or 3").
+_QUANTITY = (rf"(?:\d+(?:\s+|-)?)?(?:\d+\s*[/⁄]\s*\d+|[{_VULGAR}])"
+             rf"|{_NUMERAL}(?:\s*[-–—~]\s*|\s+(?:to|or)\s+){_NUMERAL}(?![A-Za-z\d])")
+_WORD = re.compile(rf"[A-Za-z]+(?:[-'][A-Za-z]+)*|{_QUANTITY}|{_NUMERAL}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -146,11 +163,26 @@ def _colour_facts(sentence: str, words: list[str]) -> list[Fact]:
     return facts
 
 
+def _is_quantity(word: str) -> bool:
+    """A numeric token (numeral, decimal, fraction, range), as opposed to a word."""
+    return word[0].isdigit() or word[0] in _VULGAR
+
+
+def _after_quantity(words: list[str], i: int) -> bool:
+    """Whether word ``i`` continues a quantity or a size: right after a numeric token ("1/2 dozen",
+    "2 12 ounce cans") or after one and "x" / "by" ('9"x13" pan', "15 by 9 inch")."""
+    if i and _is_quantity(words[i - 1]):
+        return True
+    return i > 1 and words[i - 1].lower() in ("x", "by") and _is_quantity(words[i - 2])
+
+
 def _count_facts(sentence: str, words: list[str]) -> list[Fact]:
     facts = []
     for i, word in enumerate(words[:-1]):
         low = word.lower()
-        if not (low in NUMBERS or (low.isdigit() and 1 < int(low) < 1000)):
+        if not (low in NUMBERS or (low.isdigit() and 1 < int(low) < 1000)):  # fractions, decimals, ranges
+            continue
+        if _after_quantity(words, i):
             continue
         j = _skip_adjectives(words, i + 1)
         if j < len(words) and _is_noun(words[j]) and words[j].lower() not in UNITS:

@@ -119,11 +119,41 @@ def test_repeated_instruction_first_pair_wins(fmt):
              ("user", f"{P}\nWhat colour is the square?"), ("assistant", "Crimson."),
              ("user", f"{P}\nWhat shape is it?"), ("assistant", "A square."),
              ("user", f"{I}\nWhat shape is it?"), ("assistant", "It has four equal sides: a square.")]
+    # answers after the triplet was complete are not read
     assert parse(conversation(fmt, turns), fmt, RELEASED)[0] == ("What colour is the square?", "Red.", GOOD[3][1])
-    # a repeated answer of one kind keeps the first one
+    # a repeated answer of one kind before the pairing replaces the earlier one (the reference keeps the last)
     turns = [GOOD[0], GOOD[1], ("user", f"{P}\n  What colour is the square?  "), ("assistant", "Scarlet."),
              GOOD[2], GOOD[3]]
-    assert parse(conversation(fmt, turns), fmt, RELEASED)[0][1] == "Red."
+    assert parse(conversation(fmt, turns), fmt, RELEASED)[0][1] == "Scarlet."
+
+
+@FORMATS
+def test_two_precise_answers_to_one_instruction_keep_the_last(fmt):
+    turns = [("user", f"{P}\nHow many eggs?"), ("assistant", "Two."),
+             ("user", f"{P}\nHow many eggs?"), ("assistant", "Three."),
+             ("user", f"{I}\nHow many eggs?"), ("assistant", "Three eggs sit in the bowl, so the answer is 3.")]
+    assert parse(conversation(fmt, turns), fmt, RELEASED) == (
+        ("How many eggs?", "Three.", "Three eggs sit in the bowl, so the answer is 3."), None, False)
+    # the same for two informative answers before the precise one
+    turns = [("user", f"{I}\nHow many eggs?"), ("assistant", "I see two."),
+             ("user", f"{I}\nHow many eggs?"), ("assistant", "I see three."),
+             ("user", f"{P}\nHow many eggs?"), ("assistant", "3")]
+    assert parse(conversation(fmt, turns), fmt, RELEASED)[0] == ("How many eggs?", "3", "I see three.")
+
+
+@FORMATS
+def test_the_first_completed_instruction_wins_over_the_first_asked(fmt):
+    # A asked precisely (twice), B asked both ways, then A informatively: B is complete first and
+    # is the triplet; A's later informative answer is never read (the reference stops at B)
+    turns = [("user", f"{P}\nA?"), ("assistant", "a"),
+             ("user", f"{P}\nA?"), ("assistant", "a2"),
+             ("user", f"{P}\nB?"), ("assistant", "b"),
+             ("user", f"{I}\nB?"), ("assistant", "long b"),
+             ("user", f"{I}\nA?"), ("assistant", "long a")]
+    assert parse(conversation(fmt, turns), fmt, RELEASED) == (("B?", "b", "long b"), None, False)
+    # without B's informative answer, A is the one, with its last precise answer
+    turns = turns[:6] + turns[8:]
+    assert parse(conversation(fmt, turns), fmt, RELEASED)[0] == ("A?", "a2", "long a")
 
 
 @FORMATS

@@ -81,6 +81,47 @@ def test_the_candidate_facts_of_a_caption():
         [("count", "the number of cells", "three")]
 
 
+# recipe lines and the count facts they hold: a fraction, mixed number, decimal or range is an
+# amount as written, not a number of things, and kitchen measures are units
+RECIPE_LINES = [
+    ("1/2 teaspoon salt", []),
+    ("1 1/2 cups flour", []),
+    ("1-1/2 cups rice", []),
+    ("2 eggs", [("the number of eggs", "2")]),
+    ("3 cloves garlic, minced", [("the number of cloves", "3")]),
+    ("½ cup sugar", []),
+    ("1½ cups milk", []),
+    ("0.5 kg beef", []),
+    ("2-3 large eggs", []),
+    ("2 to 3 eggs", []),
+    ("2 or 3 potatoes, peeled", []),
+    ("1/2 dozen eggs", []),
+    ("2 tablespoons olive oil", []),
+    ("4 ounces cream cheese, softened", []),
+    ("4 medium carrots, thinly sliced", [("the number of carrots", "4")]),
+    ('Spray a 9"x13" pan with cooking spray.', []),
+    ("2 (14.5 ounce) cans diced tomatoes", []),
+    ("Bake for 20-25 minutes until 12 muffins are golden.", [("the number of muffins", "12")]),
+]
+
+
+@pytest.mark.parametrize("line,expected", RECIPE_LINES, ids=[line for line, _ in RECIPE_LINES])
+def test_recipe_quantities_are_not_read_as_counts(line, expected):
+    assert [(f.q, f.precise) for f in facts(line) if f.rule == "count"] == expected
+
+
+def test_a_recipe_caption_asks_only_for_whole_counts():
+    caption = ("Garlic butter pancakes\nIngredients:\n1/2 teaspoon salt\n1 1/2 cups flour\n2 eggs\n"
+               "3 cloves garlic, minced\n½ cup sugar\n1 ½ tablespoons butter")
+    assert [(f.q, f.precise) for f in facts(caption) if f.rule == "count"] == \
+        [("the number of eggs", "2"), ("the number of cloves", "3")]
+    triplets = RulesSynthesizer().synthesize([pair(f"r{i}", caption) for i in range(60)], ctx())
+    counts = [t for t in triplets if t.rule == "count"]
+    assert counts and all(("the number of eggs" in t.instruction and t.precise == "2")
+                          or ("the number of cloves" in t.instruction and t.precise == "3") for t in counts)
+    assert all(t.informative.endswith(f"is {t.precise}.") for t in counts)
+
+
 @pytest.mark.parametrize("pair_id,caption,expected", CASES, ids=[c[0] for c in CASES])
 def test_exact_triplets_for_hand_written_captions(pair_id, caption, expected):
     synth = RulesSynthesizer(RulesConfig())
