@@ -79,6 +79,7 @@ def read_layout(run_dir: Path, config_file: Path | None = None) -> RunLayout:
         data_keys = sections.get("data") if isinstance(sections.get("data"), dict) else {}
         sections["data"] = {k: v for k, v in data_keys.items() if k == "synthesize"}
         train = data_keys.get("train")
+        train = train.get("path") if isinstance(train, dict) else train  # data.train's mapping form
         return RunLayout(sections, config_file.resolve().parent, f"config {config_file}", True, train)
     sections: dict[str, Any] = {}
     for stage in ("compose", "synthesize"):  # both name the domain and the pairs
@@ -95,7 +96,7 @@ def read_layout(run_dir: Path, config_file: Path | None = None) -> RunLayout:
         sections["benchmarks"] = unflatten(evaluate).get("benchmarks") or []
     train = fingerprint(run_dir, "train")
     return RunLayout(sections, None, "fingerprints", evaluate is not None,
-                     (train or {}).get("data.train"))
+                     (train or {}).get("data.train") or (train or {}).get("data.train.path"))
 
 
 def _validated(layout: RunLayout, run_dir: Path, pm: Any, keys: tuple[str, ...]) -> Any:

@@ -3,9 +3,11 @@
 Phase one reads the layout (output directory, seed, stages, ``data``, and for every component
 section its ``type``); phase two validates each section's remaining fields with the selected
 component's own pydantic model, nested model slots included (``synthesizer.model``). Errors name
-the section and the field. Paths are resolved once, here: relative to the config file's folder
-(see ``adamllm.paths``). ``json_schema`` builds the same structure as a discriminated union over
-the installed components, for editors. ``apply_overrides`` applies ``key=value`` arguments.
+the section and the field. ``data`` entries (a path or hub id, or a mapping with an image folder
+and dataset options) are checked by ``adamllm.inputs``, errors naming ``data.<stage>.<field>``.
+Paths are resolved once, here: relative to the config file's folder (see ``adamllm.paths``).
+``json_schema`` builds the same structure as a discriminated union over the installed components,
+for editors. ``apply_overrides`` applies ``key=value`` arguments.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .backbone import ModelSlot
-from .paths import BASE_DIR, existing_or_hub_id, resolve_local
+from .inputs import DataInput, stage_model, validate_data
+from .paths import BASE_DIR, LocalFolder, resolve_local
 from .registry import PluginManager, UnknownComponentError
 from .stages import KIND_TABLE, SECTIONS, STAGES
 
@@ -55,6 +58,9 @@ class DomainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: Optional[str] = Field(None, description="Which declared image-caption source to read (default: the first).")
     limit: Optional[int] = Field(None, ge=1, description="Read only the first N image-caption pairs.")
+    images: Optional[LocalFolder] = Field(
+        None, description="The folder the pairs' image paths resolve under (relative to the config file); default: "
+                          "beside the pairs file, else its sibling images/ folder (the released layout).")
 
 
 _LAYOUT_FIELDS: dict[str, Any] = {
@@ -65,10 +71,10 @@ _LAYOUT_FIELDS: dict[str, Any] = {
     "on_bad_record": (Literal["skip", "error"], Field(
         "skip", description="A bad input record (corrupt image, empty caption, unscoreable label, ...): "
                             "skip: set aside in OUT/<stage>/rejected.jsonl and counted; error: stop, naming it.")),
-    "data": (dict[StageName, str], Field(
-        default_factory=dict,
-        description="A stage's input instead of the previous stage's output, e.g. {train: mix.jsonl}.")),
 }
+_DATA_DESCRIPTION = ("A stage's input instead of the previous stage's output: a path or hub id, e.g. "
+                     "{train: mix.jsonl}, or a mapping, e.g. {synthesize: {path: pairs.json, images: images}}, "
+                     "{train: {hub: OWNER/NAME, config: NAME}} (see adamllm.inputs).")
 
 
 def _section_fields(item: Any) -> dict[str, Any]:
@@ -77,12 +83,16 @@ def _section_fields(item: Any) -> dict[str, Any]:
 
 
 #: The layout of a run config as written (phase one).
-RawRunConfig = create_model("RawRunConfig", __config__=ConfigDict(extra="forbid"),
-                            **_LAYOUT_FIELDS, **_section_fields(Section))
-#: A fully validated run config: component sections hold ``Component`` (phase two).
-RunConfig = create_model("RunConfig", __config__=ConfigDict(arbitrary_types_allowed=True),
-                         **_LAYOUT_FIELDS, **_section_fields(Component),
-                         source=(Optional[Path], None))
+RawRunConfig = create_model("RawRunConfig", __config__=ConfigDict(extra="forbid"), **_LAYOUT_FIELDS,
+                            data=(dict[StageName, Any], Field(default_factory=dict, description=_DATA_DESCRIPTION)),
+                            **_section_fields(Section))
+#: A fully validated run config: component sections hold ``Component`` (phase two); ``data`` each
+#: given input's location (an absolute path or a hub id), ``data_inputs`` the same entries whole
+#: (``adamllm.inputs.DataInput``: with their image folder, dataset config, files, split).
+RunConfig = create_model("RunConfig", __config__=ConfigDict(arbitrary_types_allowed=True), **_LAYOUT_FIELDS,
+                         data=(dict[StageName, str], Field(default_factory=dict)),
+                         data_inputs=(dict[StageName, DataInput], Field(default_factory=dict)),
+                         **_section_fields(Component), source=(Optional[Path], None))
 
 
 def _loc(parts: tuple) -> str:
@@ -250,12 +260,8 @@ def validate_config(
         elif value is not None:
             values[section_name], errs = validate_section(pm, kind, value, (section_name,), base_dir)
             problems += errs
-    data = {}
-    for stage, path in raw.data.items():
-        try:
-            data[stage] = existing_or_hub_id(path, base_dir)
-        except ValueError as exc:
-            problems.append((f"data.{stage}", str(exc)))
+    inputs, data_problems = validate_data(raw.data, base_dir)
+    problems += data_problems
     if problems:
         raise ConfigError(problems, src)
     return RunConfig(
@@ -263,7 +269,8 @@ def validate_config(
         seed=raw.seed,
         stages=list(raw.stages),
         on_bad_record=raw.on_bad_record,
-        data=data,
+        data={stage: given.location for stage, given in inputs.items()},
+        data_inputs=inputs,
         source=Path(source).resolve() if source is not None else None,
         **values,
     )
@@ -298,7 +305,10 @@ def json_schema(pm: PluginManager) -> dict[str, Any]:
         elif variants:
             item = Annotated[Union[tuple(variants)], Field(discriminator="type")]
         fields[kind.section] = (list[item], Field(default_factory=list)) if kind.many else (Optional[item], None)
-    model = create_model("AdamllmRunConfig", __config__=ConfigDict(extra="forbid"), **_LAYOUT_FIELDS, **fields)
+    data_section = create_model("DataSection", __config__=ConfigDict(extra="forbid"), **{
+        stage: (Union[str, stage_model(stage)], None) for stage in STAGES})
+    model = create_model("AdamllmRunConfig", __config__=ConfigDict(extra="forbid"), **_LAYOUT_FIELDS,
+                         data=(data_section, Field(default_factory=dict, description=_DATA_DESCRIPTION)), **fields)
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

@@ -1,12 +1,13 @@
 """Stage fingerprints: what a stage's result depends on, so a rerun never reuses stale work.
 
 A fingerprint holds the stage's config sections flattened to dotted keys
-(``trainer.learning_rate``), the run's seed, its ``data.<stage>`` input, the identity of every
-input file or folder it reads (size and content hash for files; names, sizes and times for
-folders), the content of every file an option names (a prompt file, gold labels), the
-identity of every local model folder a model slot names (unless ``tiny:`` builds it), and the
-adamllm version. The runner stores it in ``OUT/<stage>/_running.json`` when the
-stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
+(``trainer.learning_rate``), the run's seed, its ``data.<stage>`` input with its options (image
+folder, dataset config, files; compose also records ``data.synthesize``, the pairs it reads
+again), the identity of every input file or folder it reads (size and content hash for files;
+names, sizes and times for folders), the content of every file an option names (a prompt file,
+gold labels), the identity of every local model folder a model slot names (unless ``tiny:``
+builds it), and the adamllm version. The runner stores it in ``OUT/<stage>/_running.json`` when
+the stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
 """
 from __future__ import annotations
 
@@ -72,8 +73,7 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[s
         section = entry.split(".")[0]
         flat = flatten({section: component_dump(getattr(config, section))})
         settings.update({k: v for k, v in flat.items() if k == entry or k.startswith(entry + ".")})
-    if stage.name in config.data:
-        settings[f"data.{stage.name}"] = config.data[stage.name]
+    settings.update(data_settings(config, stage.name))
     named = [Path(v) for v in settings.values() if _is_local_file(v)]  # a filter's prompt file, say
     named += [Path(v) for k, v in settings.items() if _is_model_folder(k, v, settings)]
     return {
@@ -81,6 +81,22 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[s
         "config": settings,
         "inputs": {str(p): identity(Path(p)) for p in [*inputs, *named]},
     }
+
+
+def data_settings(config: Any, stage: str) -> dict[str, Any]:
+    """The ``data`` entries a stage reads, as fingerprint settings (``adamllm.inputs.DataInput.fingerprint``):
+    its own ``data.<stage>``, and for the stages that read the image-caption pairs, ``data.synthesize``
+    (the pairs file and their image folder)."""
+    from .inputs import PAIR_STAGES, from_string
+
+    inputs = getattr(config, "data_inputs", None) or {}
+    names = [stage, *(["synthesize"] if stage in PAIR_STAGES and stage != "synthesize" else [])]
+    found: dict[str, Any] = {}
+    for name in names:
+        given = inputs.get(name) or (from_string(config.data[name]) if name in config.data else None)
+        if given is not None:
+            found.update(given.fingerprint(name))
+    return found
 
 
 def _is_local_file(value: Any) -> bool:

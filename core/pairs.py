@@ -9,12 +9,19 @@ The canonical layout is the released ``image_caption_pairs`` files' ShareGPT sty
 as a JSON array (pretty-printed, as released) or JSONL; the ``{"image": ..., "conversations":
 [{"from": "human"|"gpt", "value": ...}]}`` spelling (PubMedVision) reads the same. Formats a domain
 reads itself (Recipe1M records, say) come from its ``SourceSpec.reader``. Whatever the reader,
-the stages get ``ImageCaptionPair`` records whose ``image`` is an absolute path confined to the
-source file's folder and whose ``id`` is stable: the record's own ``id``, else a hash of its image
-path and caption (never the row number, so reordering a file does not rename its pairs).
+the stages get ``ImageCaptionPair`` records whose ``image`` is an absolute path and whose ``id``
+is stable: the record's own ``id``, else a hash of its image path (as written) and caption (never
+the row number, so reordering a file does not rename its pairs).
+
+Where images are (``PairImages``): with an image root (``data.synthesize.images`` or the domain
+section's ``images``), every image path resolves under it and must stay inside it. Without one, a
+path resolves beside the pairs file; one not found there is looked up in the file's sibling
+``images/`` folder, the released layout (the file holds bare names, its images ship as
+``images/*.zip`` unzipped into ``images/``). That fallback is said once (``PairStats.note``) and
+counted (``PairStats.in_images_folder``); paths stay confined to the file's folder.
 
 Records with other than one image are skipped by design (the released pairs are single-image)
-and counted. A bad record (malformed, missing fields, a path that leaves the folder, a missing
+and counted. A bad record (malformed, missing fields, a path that leaves its root, a missing
 image file, an empty or huge caption) goes to the stage's quarantine (``adamllm.quarantine``):
 set aside in ``rejected.jsonl`` and counted, or, under ``on_bad_record: error``, an error naming
 the file and line.
@@ -22,6 +29,7 @@ the file and line.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -37,6 +45,8 @@ CORE_FORMATS = ("sharegpt", "pubmedvision")
 #: characters), a longer one is a concatenation or a dump, and it would only be dropped as too long
 #: for every backbone later.
 MAX_CAPTION_CHARS = 20_000
+#: The folder beside a released pairs file that holds its images.
+IMAGES_FOLDER = "images"
 
 
 class BadPair(DataError):
@@ -50,17 +60,28 @@ class BadPair(DataError):
 @dataclass
 class PairStats:
     """What reading pairs found: pairs read, records skipped by design (not one image) by reason,
-    and the quarantine that bad records go to (default: none, so a bad record is an error)."""
+    images found in the sibling ``images/`` folder, and the quarantine that bad records go to
+    (default: none, so a bad record is an error). ``note``: where one-line notices go (the stage's
+    echo), each said once."""
 
     read: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     quarantine: Quarantine = field(default_factory=lambda: Quarantine(None, "error"))
+    in_images_folder: int = 0
+    note: Callable[[str], None] | None = None
+    _noted: set = field(default_factory=set, repr=False)
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def bad(self, where: str, message: str, kind: str = "bad_record") -> None:
         self.quarantine.reject(where, message, kind=kind)
+
+    def notice(self, message: str) -> None:
+        if message not in self._noted:
+            self._noted.add(message)
+            if self.note is not None:
+                self.note(message)
 
 
 def pair_id(image: str, caption: str) -> str:
@@ -89,6 +110,40 @@ def confined(root: Path, image: str, where: str = "") -> str:
     return str(path)
 
 
+class PairImages:
+    """Where one pairs file's image paths resolve (module docstring): under ``root`` when given,
+    else beside the file and then in its sibling ``images/`` folder."""
+
+    def __init__(self, source: Path, root: str | Path | None = None, stats: PairStats | None = None) -> None:
+        self.source = Path(source)
+        self.root = Path(root) if root is not None else None
+        self.stats = stats if stats is not None else PairStats()
+
+    def __call__(self, image: str) -> str:
+        if self.root is not None:
+            return confined(self.root, image)
+        folder = self.source.parent
+        try:
+            beside = resolve_under(folder, image)
+        except PathEscapeError as exc:
+            raise BadPair(str(exc), "path_escape") from None
+        if beside.is_file():
+            return str(beside)
+        sibling = folder / IMAGES_FOLDER
+        try:
+            inside = resolve_under(sibling, image) if sibling.is_dir() else None
+        except PathEscapeError:
+            inside = None
+        if inside is None or not inside.is_file():
+            where = f"{folder} (nor in its {IMAGES_FOLDER}/ folder)" if sibling.is_dir() else str(folder)
+            raise BadPair(f"image {image!r} not found under {where}", "missing_image")
+        self.stats.in_images_folder += 1
+        self.stats.notice(f"image paths of {self.source.name} are not beside it: reading them from its sibling "
+                          f"{IMAGES_FOLDER}/ folder ({sibling}), the released layout; set the image folder with "
+                          f"data.synthesize.images or the domain's images option")
+        return str(inside)
+
+
 def conversation_caption(record: dict, where: str) -> tuple[str, str] | None:
     """``(caption instruction, caption)`` from the first user and assistant turns; None without a caption."""
     turns = record.get("messages") or record.get("conversations")
@@ -108,19 +163,22 @@ def conversation_caption(record: dict, where: str) -> tuple[str, str] | None:
 
 
 def read_single_image_pairs(path: str | Path, caption_of: Callable[[dict, str], tuple[str, str] | None],
-                            stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
+                            stats: PairStats | None = None, image_root: str | Path | None = None,
+                            ) -> Iterator[tuple[str, ImageCaptionPair]]:
     """``(where, pair)`` for each single-image record of a JSON array or JSONL file, its
-    ``(caption instruction, caption)`` read by ``caption_of(record, where)`` (None: no caption).
-    Readers of other layouts call this with their own ``caption_of``."""
+    ``(caption instruction, caption)`` read by ``caption_of(record, where)`` (None: no caption),
+    its image resolved by ``PairImages`` (under ``image_root`` when given). Readers of other
+    layouts call this with their own ``caption_of``."""
     path = Path(path)
     stats = stats if stats is not None else PairStats()
+    locate_image = PairImages(path, image_root, stats)
     for where, record in iter_records(path, on_error=stats.bad):
         try:
             image = single_image(record, where)
             if image is None:
                 stats.skip("not_one_image")
                 continue
-            absolute = confined(path.parent, image, where)
+            absolute = locate_image(image)
             parsed = caption_of(record, where)
             if parsed is None:
                 raise BadPair("empty caption", "empty_caption")
@@ -138,9 +196,10 @@ def read_single_image_pairs(path: str | Path, caption_of: Callable[[dict, str], 
                                       image=absolute, caption=caption, instruction=instruction)
 
 
-def read_conversation_pairs(path: str | Path, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
+def read_conversation_pairs(path: str | Path, stats: PairStats | None = None, image_root: str | Path | None = None,
+                            ) -> Iterator[tuple[str, ImageCaptionPair]]:
     """``(where, pair)`` for each single-image record of a ShareGPT-style pairs file."""
-    return read_single_image_pairs(path, conversation_caption, stats)
+    return read_single_image_pairs(path, conversation_caption, stats, image_root)
 
 
 def reader_for(format: str, reader: str | Callable[..., Any] | None = None) -> Callable[..., Iterable]:
@@ -182,15 +241,32 @@ def locate(location: str, base_dir: Path | None = None) -> Path:
     return path
 
 
+def _takes_image_root(read: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(read).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "image_root" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[..., Any] | None = None,
-               *, limit: int | None = None, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
-    """``(where, pair)`` of a local source file, validated as ``ImageCaptionPair`` records."""
+               *, image_root: str | Path | None = None, limit: int | None = None,
+               stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
+    """``(where, pair)`` of a local source file, validated as ``ImageCaptionPair`` records; image
+    paths resolve under ``image_root`` when given (see ``PairImages``)."""
     if not path.is_file():
         raise DataError(f"image-caption pairs file {path} does not exist")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file: no image-caption pairs in it")
     read = reader_for(format, reader)
-    for count, (where, pair) in enumerate(read(path, stats=stats), start=1):
+    if image_root is None:
+        records = read(path, stats=stats)
+    elif _takes_image_root(read):
+        records = read(path, stats=stats, image_root=image_root)
+    else:
+        raise DataError(f"the {format!r} pairs reader {getattr(read, '__qualname__', read)} takes no image_root, "
+                        f"so the image folder {image_root} cannot be used with it; leave the images option unset")
+    for count, (where, pair) in enumerate(records, start=1):
         if not isinstance(pair, ImageCaptionPair):
             try:
                 pair = ImageCaptionPair.model_validate(pair)

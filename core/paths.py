@@ -6,6 +6,7 @@ every section with the config file's folder in the validation context, so a rela
 (``model_validate`` without that context, e.g. ``adamllm eval`` flags) values stay as given.
 
 - ``LocalPath``: always a local path (an image root, a prompt file, an output folder).
+- ``LocalFolder``: a local folder that must exist (checked in a config), e.g. a domain's ``images``.
 - ``PathOrHubId``: a local path if one exists there, else a hub id such as
   ``Qwen/Qwen2-VL-2B-Instruct`` (``OWNER/NAME``, no file suffix), kept as written. Anything else
   (a path that does not exist) is an error when the config is validated, so ``config validate``
@@ -69,6 +70,14 @@ def existing_or_hub_id(value: Any, base: Path | None) -> Any:
                      f"config file), and {value!r} is not a hub id (OWNER/NAME)")
 
 
+def _existing_folder(value: Any, info: ValidationInfo) -> Any:
+    base = base_dir(info)
+    resolved = resolve_local(value, base)
+    if base is not None and value is not None and not Path(resolved).is_dir():
+        raise ValueError(f"no such folder: {resolved} (paths are relative to the config file)")
+    return resolved
+
+
 def _local_or_hub(value: Any, info: ValidationInfo) -> Any:
     return existing_or_hub_id(value, base_dir(info))
 
@@ -78,6 +87,7 @@ def _local_or_hub_unchecked(value: Any, info: ValidationInfo) -> Any:
 
 
 LocalPath = Annotated[str, AfterValidator(_local)]
+LocalFolder = Annotated[str, AfterValidator(_existing_folder)]
 PathOrHubId = Annotated[str, AfterValidator(_local_or_hub)]
 #: As ``PathOrHubId`` without the existence check, for a model that validation checks itself.
 PathOrHubIdUnchecked = Annotated[str, AfterValidator(_local_or_hub_unchecked)]

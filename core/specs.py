@@ -116,8 +116,15 @@ class SourceSpec:
     ``location``: a local path, ``"package:relative/path"`` (a file shipped inside a Python package)
     or ``"hf://datasets/OWNER/NAME/FILE"`` (a hub dataset file). ``format``: ``sharegpt`` (the
     released layout, read by core) or any name a plugin reads itself with ``reader``: a
-    ``"module:function"`` (or callable) ``reader(path, stats=None) -> Iterable[(where, ImageCaptionPair)]``
-    (``stats``: an ``adamllm.pairs.PairStats`` to count what was read and skipped).
+    ``"module:function"`` (or callable)
+    ``reader(path, stats=None, image_root=None) -> Iterable[(where, ImageCaptionPair)]``
+    (``stats``: an ``adamllm.pairs.PairStats`` to count what was read and skipped; ``image_root``:
+    the image folder the run config names, passed only when it names one).
+
+    Images: with the domain section's ``images`` (or ``data.synthesize.images``) the records'
+    image paths resolve under that folder; without, beside the file, else in its sibling
+    ``images/`` folder, the released layout (``adamllm.pairs.PairImages``). A hub file is
+    downloaded alone, so a hub source needs ``images`` naming where its images were unzipped.
     """
 
     name: str

@@ -5,7 +5,9 @@ read by the domain that declares it, through ``SourceSpec(reader="module:functio
 records are ``{"id", "title", "ingredients", "instructions", "image"}`` (ingredients and
 instructions as strings or ``{"text": ...}`` items, as in Recipe1M's ``layer1.json``, joined with one
 image path); the caption is the recipe: title, ingredients, steps. Records with not exactly one
-image are skipped and counted; image paths may not leave the file's folder.
+image are skipped and counted. Image paths resolve as core's do: under the configured image folder
+(the domain section's ``images``) when given, else beside the file, then in its sibling ``images/``
+folder; they may not leave that root.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ def recipe_caption(record: dict, where: str = "") -> tuple[str, str] | None:
     return RECIPE_INSTRUCTION, "\n".join(lines)
 
 
-def read_recipe_pairs(path: str | Path, stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
-    """``(where, pair)`` for each single-image recipe of a JSON array or JSONL file."""
-    return read_single_image_pairs(path, recipe_caption, stats)
+def read_recipe_pairs(path: str | Path, stats: PairStats | None = None, image_root: str | Path | None = None,
+                      ) -> Iterator[tuple[str, ImageCaptionPair]]:
+    """``(where, pair)`` for each single-image recipe of a JSON array or JSONL file; image paths
+    resolve as core's pairs do (``adamllm.pairs.PairImages``)."""
+    return read_single_image_pairs(path, recipe_caption, stats, image_root)

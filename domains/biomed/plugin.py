@@ -25,11 +25,13 @@ def adamllm_domains():
                 SourceSpec("image_caption_pairs", "sharegpt",
                            "hf://datasets/AdaptLLM/biomed-visual-instructions/image_caption_pairs.json",
                            "500K single-image PubMedVision pairs in the released ShareGPT layout "
-                           "(images from FreedomIntelligence/PubMedVision)"),
+                           "(images from FreedomIntelligence/PubMedVision); the file names its images "
+                           "bare: set the domain's images option to the folder they were unzipped into"),
                 SourceSpec("pubmedvision", "pubmedvision",
                            "hf://datasets/FreedomIntelligence/PubMedVision/PubMedVision_Alignment_VQA.json",
                            "PubMedVision alignment records (image list + human/gpt conversations); "
-                           "single-image records are used"),
+                           "single-image records are used; set the domain's images option to the "
+                           "folder holding their images"),
             ),
             defaults={"benchmarks": [{"type": name, "scorer": "legacy"} for name, _, _ in BENCHMARKS]},
         )

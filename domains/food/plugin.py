@@ -24,11 +24,14 @@ def adamllm_domains():
             sources=(
                 SourceSpec("image_caption_pairs", "sharegpt",
                            "hf://datasets/AdaptLLM/food-visual-instructions/image_caption_pairs.json",
-                           "Recipe1M images with recipe captions in the released ShareGPT layout"),
+                           "Recipe1M images with recipe captions in the released ShareGPT layout; the file "
+                           "names its images bare: set the domain's images option to the folder they "
+                           "were unzipped into"),
                 SourceSpec("recipe1m", "recipe1m", "recipe1m_pairs.json",
                            "Recipe1M-style recipe records (title, ingredients, instructions, image), "
                            "Recipe1M's layer1.json joined with one image per recipe; Recipe1M needs "
-                           "registration, so this source is a local file (relative to the run config)",
+                           "registration, so this source is a local file (relative to the run config), its "
+                           "images beside it or in its sibling images/ folder",
                            reader="adamllm.domains.sources:read_recipe_pairs"),
             ),
             defaults={"benchmarks": [{"type": name, "scorer": "legacy"} for name, _, _ in BENCHMARKS]},

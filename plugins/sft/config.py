@@ -54,7 +54,8 @@ class SFTConfig(BaseModel):
         None, description="Batch samples of similar length (little padding); default: on for padded batches, "
                           "off when packing (a packed row has no padding to save).")
     image_root: Optional[LocalPath] = Field(
-        None, description="Images resolve here (relative to the config file); default: the data file's folder.")
+        None, description="Images resolve here (relative to the config file; data.train.images says the same); "
+                          "default: the data file's folder, then its sibling images/ folder.")
     limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
     save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(2, ge=1)

@@ -33,7 +33,7 @@ from adamllm.backbone import unwrap_model
 from .batching import epoch_batches, padding_fraction, real_tokens, shard
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
 from .config import SFTConfig
-from .data import load_records
+from .data import load_records, training_input
 from .loss import LabelledLM
 from .plots import plot_loss_curve
 
@@ -83,20 +83,21 @@ class SFTTrainer:
 
     # -- the train stage of `adamllm run` ------------------------------------------------
     def run(self, ctx) -> dict:
-        """Images are confined to ``image_root`` (resolved by the config), else, for the composed mix,
-        to the folder of the domain's pairs, else to the data file's folder."""
+        """Images are confined to ``data.train.images`` or ``image_root`` (resolved by the config),
+        else to the data file's (or dataset folder's) folder: the composed mix's images are in
+        ``OUT/compose/images/``, named relative to the mix's folder. ``data.train``'s ``config``,
+        ``data_files`` and ``split`` pick the part of a dataset to load."""
         import os
 
         from adamllm.quarantine import Quarantine
 
         main = os.environ.get("RANK", "0") == "0"  # one process writes rejected.jsonl
         quarantine = ctx.quarantine() if main else Quarantine(None, ctx.config.on_bad_record)
-        image_root = self.config.image_root
-        if image_root is None and "train" not in ctx.config.data:
-            image_root = ctx.pair_images_root()
+        image_root, dataset = training_input(ctx, self.config.image_root)
         with quarantine:
             records, root = load_records(ctx.input_path(), limit=self.config.limit, quarantine=quarantine,
-                                         image_root=image_root)
+                                         image_root=image_root, **dataset,
+                                         note=lambda message: ctx.echo(f"[{ctx.name}] {message}"))
             return self.train(ctx.backbone(), records, ctx.stage_dir, image_root=root,
                               seed=self.config.seed if self.config.seed is not None else ctx.config.seed,
                               resume=not ctx.force, backbone=ctx.config.backbone.type, quarantine=quarantine)

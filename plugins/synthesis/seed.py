@@ -15,6 +15,13 @@ not an error: the layout has repeats); an image is used only with a caption, at 
 and at least one informative pair; its pairs keep their file order. QA entries whose image has no
 caption are counted, not rejected.
 
+Images: a caption entry's ``image`` resolves under the image root as written (the ALLaVA download
+layout, ``allava_vflan/images/images_191task_1k/xxx.jpg`` under its top folder); a path not found
+there is looked up by its base name among every file under the root, indexed once (the flat
+layout the reference documents: the root is ``images_191task_1k`` itself). Both layouts give the
+same seed records. A base name shared by two files, when the lookup is needed, is a bad entry
+naming both files (kind ``ambiguous_image``); lookups made are counted (``images_by_base_name``).
+
 A structurally bad entry (not an object, a missing or empty field, turns that are not one human
 and one gpt turn, an ``<image>`` placeholder in the middle of an instruction, an image path that
 leaves the image root or names no file) goes to the optional ``adamllm.quarantine.Quarantine``
@@ -22,6 +29,7 @@ with its ``file:line``; without one it raises ``DataError`` naming them.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,11 +118,53 @@ def _turns(entry: dict) -> tuple[str, str]:
     return values[0], values[1]
 
 
+class _BadImage(ValueError):
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class _Reader:
     def __init__(self, image_root: Path, quarantine) -> None:
         self.image_root = Path(image_root)
         self.quarantine = quarantine
         self.counts: Counter = Counter()
+        self._by_name: dict[str, list[str]] | None = None
+
+    def _index(self) -> dict[str, list[str]]:
+        """Every file under the image root by base name (relative paths, sorted), built once."""
+        if self._by_name is None:
+            index: dict[str, list[str]] = {}
+            root = str(self.image_root)
+            for folder, _dirs, files in os.walk(root):
+                for name in files:
+                    index.setdefault(name, []).append(os.path.relpath(os.path.join(folder, name), root))
+            self._by_name = {name: sorted(paths) for name, paths in index.items()}
+        return self._by_name
+
+    def image(self, image: str) -> Path:
+        """The image file: its path as written under the root, else the one file of its base name."""
+        try:
+            resolved = resolve_under(self.image_root, image)
+        except DataError as exc:
+            raise _BadImage(str(exc), "bad_image_path") from None
+        if resolved.is_file():
+            return resolved
+        key = join_key(image)
+        found = self._index().get(key, [])
+        if not found:
+            raise _BadImage(f"image {image!r} not found under {self.image_root} (nor a file named {key!r} "
+                            f"anywhere under it)", "missing_image")
+        if len(found) > 1:
+            raise _BadImage(f"image {image!r} not found under {self.image_root}, and its base name {key!r} names "
+                            f"{len(found)} files there: {', '.join(found)}; which one is meant is unclear",
+                            "ambiguous_image")
+        try:
+            resolved = resolve_under(self.image_root, found[0])
+        except DataError as exc:
+            raise _BadImage(str(exc), "bad_image_path") from None
+        self.counts["images_by_base_name"] += 1
+        return resolved
 
     def bad(self, where: str, reason: str, kind: str = "bad_seed") -> None:
         if self.quarantine is None:
@@ -144,12 +194,9 @@ class _Reader:
                 self.counts["duplicate_captions"] += 1
                 continue
             try:
-                resolved = resolve_under(self.image_root, image)
-            except DataError as exc:
-                self.bad(where, str(exc), "bad_image_path")
-                continue
-            if not resolved.is_file():
-                self.bad(where, f"image {image!r} not found under {self.image_root}", "missing_image")
+                resolved = self.image(image)
+            except _BadImage as exc:
+                self.bad(where, str(exc), exc.kind)
                 continue
             found[key] = (str(resolved), caption.strip(), where)
         return found
@@ -174,7 +221,8 @@ class _Reader:
 
 def read_seeds(captions: str | Path, precise: str | Path, informative: str | Path, image_root: str | Path, *,
                quarantine=None) -> SeedData:
-    """Read and join the three seed files; images are confined to (and must exist in) ``image_root``."""
+    """Read and join the three seed files; images are confined to (and must exist in) ``image_root``,
+    found by their path as written, else by their base name (module docstring)."""
     reader = _Reader(Path(image_root), quarantine)
     captioned = reader.captions(Path(captions))
     precise_pairs = reader.pairs(Path(precise), with_task=True)
@@ -193,6 +241,7 @@ def read_seeds(captions: str | Path, precise: str | Path, informative: str | Pat
     counts["informative_without_caption"] = sum(len(v) for k, v in informative_pairs.items() if k not in captioned)
     stats = {"captioned_images": len(captioned), "seed_images": len(records),
              **{k: counts.get(k, 0) for k in ("duplicate_captions", "no_precise_pair", "no_informative_pair",
-                                               "precise_without_caption", "informative_without_caption")},
+                                               "precise_without_caption", "informative_without_caption",
+                                               "images_by_base_name")},
              **(quarantine.stats() if quarantine is not None else {})}
     return SeedData(records=records, image_root=Path(image_root).resolve(), stats=stats)

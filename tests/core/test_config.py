@@ -109,6 +109,15 @@ def test_json_schema_is_a_valid_schema_with_discriminated_components(pm):
     assert not validator.is_valid({"output_dir": "o", "backbone": {"type": "toy", "model": "m", "bad": 1}})
     assert not validator.is_valid({"output_dir": "o", "backbone": {"type": "unknown", "model": "m"}})
     assert validator.is_valid({"output_dir": "o", "benchmarks": [{"type": "bench_a", "limit": 1}, {"type": "bench_b"}]})
+    # data: a path or hub id, or a mapping with the fields that stage takes
+    assert validator.is_valid({"output_dir": "o", "data": {"train": "mix.jsonl", "synthesize": {
+        "path": "pairs.json", "images": "images"}, "tune": {"path": "seeds", "images": "flat"}}})
+    assert validator.is_valid({"output_dir": "o", "data": {"train": {
+        "hub": "AdaptLLM/biomed-visual-instructions", "config": "image_caption_and_synthetic_task",
+        "data_files": ["a.json"], "split": "train", "images": "images"}}})
+    assert not validator.is_valid({"output_dir": "o", "data": {"train": {"hub": "a/b", "imgs": "x"}}})
+    assert not validator.is_valid({"output_dir": "o", "data": {"filter": {"path": "t.jsonl", "images": "x"}}})
+    assert not validator.is_valid({"output_dir": "o", "data": {"trian": "mix.jsonl"}})
 
 
 def test_component_whose_config_model_cannot_import(plugin_manager, register_plugin):
@@ -155,3 +164,81 @@ def test_duplicate_yaml_keys_are_errors(pm, tmp_path):
     path.write_text("output_dir: out\nseed: 1\nseed: 2\n")
     with pytest.raises(ConfigError, match=r"duplicate key 'seed' \(first on line 2\)"):
         load_config(path, pm)
+
+
+def test_data_entries_as_a_path_or_a_mapping(pm, tmp_path):
+    """``data.<stage>``: a string (path or hub id), or a mapping whose paths are relative to the
+    config file; ``config.data`` keeps each location, ``config.data_inputs`` the whole entry."""
+    for folder in ("released/images", "unzipped", "seeds", "repo"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "released" / "image_caption_pairs.json").write_text("[]")
+    path = tmp_path / "run.yaml"
+    path.write_text("output_dir: out\ndata:\n"
+                    "  synthesize: {path: released/image_caption_pairs.json, images: unzipped}\n"
+                    "  tune: seeds\n"
+                    "  train: {hub: AdaptLLM/biomed-visual-instructions, config: image_caption_and_synthetic_task}\n"
+                    "  evaluate: {path: repo}\n")
+    cfg = load_config(path, pm)
+    assert cfg.data == {"synthesize": str(tmp_path / "released" / "image_caption_pairs.json"),
+                        "tune": str(tmp_path / "seeds"), "train": "AdaptLLM/biomed-visual-instructions",
+                        "evaluate": str(tmp_path / "repo")}
+    synthesize, train = cfg.data_inputs["synthesize"], cfg.data_inputs["train"]
+    assert synthesize.images == str(tmp_path / "unzipped") and cfg.data_inputs["tune"].options == {}
+    assert train.hub == "AdaptLLM/biomed-visual-instructions" and train.config == "image_caption_and_synthetic_task"
+    # fingerprint entries: the string form's as before, a mapping's field by field
+    assert cfg.data_inputs["tune"].fingerprint("tune") == {"data.tune": str(tmp_path / "seeds")}
+    assert cfg.data_inputs["evaluate"].fingerprint("evaluate") == {"data.evaluate": str(tmp_path / "repo")}
+    assert train.fingerprint("train") == {"data.train.hub": "AdaptLLM/biomed-visual-instructions",
+                                          "data.train.config": "image_caption_and_synthetic_task"}
+
+
+@pytest.mark.parametrize("entry, location, message", [
+    ({"train": {"path": "repo", "imgs": "x"}}, "data.train.imgs",
+     "unknown key; data.train takes path, hub, images, config, data_files, split"),
+    ({"filter": {"path": "repo", "images": "repo"}}, "data.filter.images", "unknown key; data.filter takes path"),
+    ({"train": {"path": "repo", "hub": "AdaptLLM/x"}}, "data.train.hub", "give either path or hub, not both"),
+    ({"synthesize": {"hub": "AdaptLLM/x"}}, "data.synthesize.hub", "unknown key; data.synthesize takes path, images"),
+    ({"train": {"config": "x"}}, "data.train.path", "missing: give path (a local file or folder) or hub (a hub id)"),
+    ({"train": {"path": "gone"}}, "data.train.path", "no such file or folder: {tmp}/gone (paths are relative"),
+    ({"synthesize": {"path": "pairs.json", "images": "gone"}}, "data.synthesize.images",
+     "no such folder: {tmp}/gone (paths are relative to the config file)"),
+    ({"train": {"path": "pairs.json", "config": "x"}}, "data.train.config",
+     "picks part of a dataset (a hub dataset or a local dataset folder); data.train.path is a file"),
+    ({"train": {"hub": "not a hub id"}}, "data.train.hub", "expected a hub id OWNER/NAME"),
+    ({"train": {"hub": "a/b", "split": 3}}, "data.train.split", "Input should be a valid string"),
+    ({"train": {"hub": "a/b", "config": ""}}, "data.train.config", "is empty"),
+    ({"train": 3}, "data.train", "expected a path, a hub id or a mapping of path, hub, images"),
+    ({"synthesize": "gone.json"}, "data.synthesize", "no such file or folder"),
+])
+def test_bad_data_entries_name_the_stage_and_field(pm, tmp_path, entry, location, message):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "pairs.json").write_text("[]")
+    with pytest.raises(ConfigError) as info:
+        validate_config({"output_dir": "out", "data": entry}, pm, base_dir=tmp_path)
+    problems = dict(info.value.problems)
+    assert list(problems) == [location], info.value.problems
+    assert message.format(tmp=tmp_path) in problems[location]
+
+
+def test_config_validate_names_a_bad_data_field(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "run.yaml"
+    path.write_text("output_dir: out\ndata: {train: {path: mix.jsonl, hub: AdaptLLM/x, imgs: y}}\n")
+    result = subprocess.run([sys.executable, "-m", "adamllm.cli", "--no-plugins", "config", "validate", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "data.train.imgs: unknown key; data.train takes path, hub, images, config, data_files, split" \
+        in result.stderr, result.stderr
+
+
+def test_a_domains_image_folder_resolves_against_the_config_and_must_exist(pm, tmp_path):
+    (tmp_path / "images").mkdir()
+    cfg = validate_config({"output_dir": "o", "domain": {"type": "toydomain", "images": "images"}}, pm,
+                          base_dir=tmp_path)
+    assert cfg.domain.options.images == str(tmp_path / "images")
+    with pytest.raises(ConfigError) as info:
+        validate_config({"output_dir": "o", "domain": {"type": "toydomain", "images": "gone"}}, pm, base_dir=tmp_path)
+    (location, message), = info.value.problems
+    assert location == "domain.images" and f"no such folder: {tmp_path / 'gone'}" in message

@@ -95,7 +95,7 @@ def test_join_rules(seed_files):
     assert a.precise[1].where == f"{seed_files['precise']}:30"  # the line its entry starts on
     assert data.stats == {"captioned_images": 3, "seed_images": 2, "duplicate_captions": 1,
                           "no_precise_pair": 0, "no_informative_pair": 1, "precise_without_caption": 1,
-                          "informative_without_caption": 0}
+                          "informative_without_caption": 0, "images_by_base_name": 0}
 
 
 def test_placeholder_stripped_at_start_and_end_only():
