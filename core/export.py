@@ -3,6 +3,11 @@
 Full fine-tune: the model with its processor, tokenizer and chat template. LoRA: the adapter
 (``adapter_model.safetensors`` + ``adapter_config.json``, loadable by transformers with peft
 installed) or, with ``merge_lora``, the base model with the adapter merged into its weights.
+
+The folder is written by the backbone's ``save``: plain ``transformers.AutoProcessor`` and
+``AutoModelForImageTextToText`` load it, in an environment without torchvision (adamllm's own) as
+in one with it; a Qwen-VL folder names an image-only processor class of transformers for that
+(``adamllm.backbones.processors``, ``PORTABLE_PROCESSOR_CLASS``). No remote code is involved.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """``adamllm demo``: the whole method, offline, on the toy ``toyshapes`` world, as plain run configs.
 
 The recipe, in order (each step is an ordinary ``adamllm run`` of a config written into the demo
-folder, so any row can be read, changed and rerun by hand, and a rerun reuses finished stages):
+folder, so any row can be read, changed and rerun by hand, and a rerun reuses finished stages; the
+configs name every path relative to the demo folder, so a copy of the folder runs where it is):
 
 1. ``world/``: the toy world (general seed data, domain image-caption pairs, held-out benchmark);
 2. ``general/``: the starting "general MLLM", a tiny model trained on the general seed tasks;
@@ -71,7 +72,8 @@ def _trainer(settings: DemoSettings, **more) -> dict:
 
 
 def row_configs(settings: DemoSettings, general_model: Path, rows: tuple[str, ...]) -> dict[str, dict]:
-    """The run config of each row (paths relative to the demo folder, where the configs are written)."""
+    """The run config of each row (paths relative to the demo folder, where the configs are written:
+    ``general_model`` too should be given relative to it)."""
     from adamllm.domains.toyshapes.general_model import backbone_section
 
     backbone = backbone_section(settings.backbone, general_model)  # the toy world's image budget
@@ -121,14 +123,9 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     rows = ROWS + (ABLATION_ROWS if ablation else ())
     judged = judges(pm, world)
     results = {}
-    for number, (name, config) in enumerate(row_configs(settings, general, rows).items(), start=1):
-        path = out / f"{name}.yaml"
-        text = f"# adamllm demo, row {name!r}: `adamllm run {path.name}` reruns it\n" + yaml.safe_dump(
-            config, sort_keys=False)
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
-        echo(f"[demo] 3/3 row {number}/{len(rows)}: {name} ({', '.join(config['stages'])})")
+    for number, (name, path) in enumerate(write_row_configs(out, settings, general, rows).items(), start=1):
         cfg = load_config(path, pm)
+        echo(f"[demo] 3/3 row {number}/{len(rows)}: {name} ({', '.join(cfg.stages)})")
         with output_lock(cfg.output_dir, command=f"adamllm demo ({name})"):
             run_pipeline(cfg, pm, echo=echo)
         results[name] = row_scores(cfg.output_dir / "evaluate", judged)
@@ -141,6 +138,24 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     echo(f"[demo] done in {report['seconds']} s: {out / 'report.md'} (chart: report.png); "
          f"look at the data with `adamllm inspect {out / 'rows' / 'adamllm'}`")
     return report
+
+
+def write_row_configs(out: Path, settings: DemoSettings, general_model: Path, rows: tuple[str, ...]) -> dict[str, Path]:
+    """Write ``out/ROW.yaml`` for each row (a file is rewritten only when its text changes) and
+    return their paths. Every path in them is relative to ``out`` (the general model's folder
+    included), so a copied demo folder reruns in place: ``adamllm run COPY/ROW.yaml``."""
+    import os
+
+    general = Path(os.path.relpath(Path(general_model).resolve(), Path(out).resolve()))
+    paths = {}
+    for name, config in row_configs(settings, general, rows).items():
+        path = Path(out) / f"{name}.yaml"
+        text = f"# adamllm demo, row {name!r}: `adamllm run {path.name}` reruns it\n" + yaml.safe_dump(
+            config, sort_keys=False)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+        paths[name] = path
+    return paths
 
 
 def judges(pm, world) -> dict:

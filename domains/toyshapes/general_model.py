@@ -13,6 +13,7 @@ backbone and the trainer are found by name through the registry, as in any run.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,11 @@ import yaml
 #: (224 x 224 at least), upsamples the images to 64 tokens the model never saw in training, and
 #: the answers turn to noise.
 TOY_PIXELS = {"min_pixels": 56 * 56, "max_pixels": 56 * 56}
+
+
+def _relative(path: Path, base: Path | None) -> str:
+    """``path`` relative to ``base`` (``..`` allowed) when given, as configs resolve it; else as is."""
+    return os.path.relpath(path, base) if base is not None else str(path)
 
 
 def backbone_section(backbone: str, model: str | Path, **extra) -> dict:
@@ -59,7 +65,9 @@ class GeneralModelSettings:
         """The measured settings for the default (600 steps) or the ``fast`` world (300 steps)."""
         return cls(**{"max_steps": 300 if fast else 600, **options})
 
-    def run_config(self, world, base_model: Path) -> dict:
+    def run_config(self, world, base_model: Path, base: Path | None = None) -> dict:
+        """The run config of the build. ``base``: the folder the config is written in; paths are
+        then written relative to it (so a copied folder keeps working), else absolute."""
         trainer = {"type": "sft", "learning_rate": self.learning_rate, "lr_scheduler": self.lr_scheduler,
                    "num_epochs": self.num_epochs, "batch_size": self.batch_size,
                    "warmup_ratio": self.warmup_ratio, "log_every": 10}
@@ -69,9 +77,9 @@ class GeneralModelSettings:
             "output_dir": ".",
             "seed": self.seed,
             "stages": ["train"],
-            "backbone": backbone_section(self.backbone, base_model, tiny=self.size),
+            "backbone": backbone_section(self.backbone, _relative(Path(base_model), base), tiny=self.size),
             "trainer": trainer,
-            "data": {"train": str(Path(world.general_mix).resolve())},
+            "data": {"train": _relative(Path(world.general_mix).resolve(), base)},
         }
 
 
@@ -88,7 +96,7 @@ def build_general_model(world, out_dir: str | Path, settings: GeneralModelSettin
     settings = settings or GeneralModelSettings()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = settings.run_config(world, out / f"base-{settings.backbone}-{settings.size}")
+    data = settings.run_config(world, out / f"base-{settings.backbone}-{settings.size}", base=out)
     config_path = out / "general.yaml"
     text = "# The toy world's starting model (adamllm.domains.toyshapes.build_general_model)\n" + \
         yaml.safe_dump(data, sort_keys=False)

@@ -17,7 +17,10 @@ choices depend on nothing else: not on the other records, their order, or the ot
 Same inputs and seed -> the same mix, byte for byte; another seed -> other choices.
 
 Options switch to the two-stage recipe and the paper's ablations, one switch each (see
-``ComposerConfig``); combinations that contradict each other are config errors.
+``ComposerConfig``); combinations that contradict each other are config errors. ``formats`` picks
+the forms the compose stage writes the mix in (``adamllm.mix_writers``: LLaMA-Factory, TRL,
+``datasets``); the records the composer yields name the pairs' images, which the stage places in
+``OUT/compose/images/``.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from typing import Iterable, Iterator, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adamllm.backbone import IMAGE_PLACEHOLDER
+from adamllm.mix_writers import DEFAULT_FORMATS, MixFormat
 from adamllm.records import ImageCaptionPair, TaskTriplet, TrainingExample, Verdict
 
 from .indicators import branch
@@ -58,6 +62,13 @@ class ComposerConfig(BaseModel):
     turn_order: Literal["seeded", "caption_first", "task_first"] = Field(
         "seeded", description="Order of the caption and task turns in one conversation.")
     seed: Optional[int] = Field(None, description="Seed of every choice (default: the run's seed).")
+    formats: list[MixFormat] = Field(
+        default_factory=lambda: list(DEFAULT_FORMATS),
+        description="Forms of the mix the compose stage writes beside mix.jsonl (always written, read by the "
+                    "sft trainer): 'llamafactory' (dataset_info.json for LLaMA-Factory's sharegpt loader), 'trl' "
+                    "(mix_trl.jsonl, TRL's vision conversational format, no <image> placeholder), 'datasets' "
+                    "(dataset/, a datasets save_to_disk folder). Images: OUT/compose/images/, paths relative "
+                    "to the mix's folder.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ComposerConfig":
@@ -77,6 +88,8 @@ class ComposerConfig(BaseModel):
         if self.task_answer != "rule" and self.indicators != "legacy":
             raise ValueError(f"indicators: {self.indicators} has no effect with task_answer: {self.task_answer} "
                              f"(the indicator rule decides only under task_answer: rule)")
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"formats lists a format twice: {self.formats}")
         if self.turn_order != "seeded" and (self.two_stage or not self.caption_turn or not self.synthetic_task):
             raise ValueError(f"turn_order: {self.turn_order} needs both turns in one conversation "
                              f"(not with two_stage, caption_turn: false or synthetic_task: false)")

@@ -17,7 +17,7 @@ from PIL import Image  # noqa: E402
 
 from adamllm.backbones import tiny  # noqa: E402
 from adamllm.backbones.offline_tokenizer import train_bpe  # noqa: E402
-from adamllm.backbones.processors import load_processor  # noqa: E402
+from adamllm.backbones.processors import PORTABLE_PROCESSOR_CLASS, load_processor  # noqa: E402
 from adamllm.backbones.templates import TEMPLATES  # noqa: E402
 
 FAMILIES = tiny.FAMILIES
@@ -187,7 +187,8 @@ def test_load_processor_round_trip(family, built):
     if family in QWEN:
         saved = json.loads((path / "processor_config.json").read_text())
         real = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen3_vl": "Qwen3VLProcessor"}
-        assert saved["processor_class"] == real[family]
+        assert saved["processor_class"] == PORTABLE_PROCESSOR_CLASS  # AutoProcessor loads it without torchvision
+        assert json.loads((path / "tokenizer_config.json").read_text())["processor_class"] == real[family]
         assert saved["image_processor"]["image_processor_type"] == "Qwen2VLImageProcessor"
         assert saved["video_processor"]["video_processor_type"] == (
             "Qwen3VLVideoProcessor" if family == "qwen3_vl" else "Qwen2VLVideoProcessor")

@@ -54,7 +54,8 @@ PAIRS = {
 DATASET_INFO = {"adamllm_mix": {
     "file_name": "mix.jsonl", "formatting": "sharegpt",
     "columns": {"messages": "messages", "images": "images"},
-    "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}}
+    "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+             "system_tag": "system"}}}
 
 
 def write_pairs_file(folder: Path) -> Path:
@@ -106,11 +107,14 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def read_like_llamafactory(folder: Path, info: dict) -> list[dict]:
-    """The checks LLaMA-Factory's sharegpt converter makes, from a dataset_info.json entry: the
-    mapped columns exist, roles alternate user/assistant from the first turn (no system turn is
-    written) and end on the assistant, the <image> placeholders match the images, which exist."""
-    (folder / "dataset_info.json").write_text(json.dumps(info))
+def read_like_llamafactory(folder: Path, info: dict | None = None) -> list[dict]:
+    """The checks LLaMA-Factory's sharegpt converter makes, from the dataset_info.json entry in
+    ``folder`` (its ``dataset_dir``; ``info`` is written there first when given): the mapped
+    columns exist, roles alternate user/assistant from the first turn (no system turn is written)
+    and end on the assistant, the <image> placeholders match the images, which exist under its
+    ``media_dir`` (by default ``dataset_dir``: LLaMA-Factory joins the two)."""
+    if info is not None:
+        (folder / "dataset_info.json").write_text(json.dumps(info))
     entry = json.loads((folder / "dataset_info.json").read_text())["adamllm_mix"]
     assert entry["formatting"] == "sharegpt"
     columns, tags = entry["columns"], entry["tags"]
@@ -124,7 +128,7 @@ def read_like_llamafactory(folder: Path, info: dict) -> list[dict]:
         assert all(isinstance(c, str) and c.strip() for c in contents)
         assert sum(c.count("<image>") for c in contents) == len(images) == 1
         assert contents[0].startswith("<image>")
-        assert all(Path(image).is_file() for image in images)
+        assert all(os.path.isfile(os.path.join(folder, image)) for image in images)
     return records
 
 
@@ -142,7 +146,10 @@ def test_the_run_composes_every_branch(runs):
         instruction, caption = PAIRS[pid]
         users = [m["content"].removeprefix("<image>") for m in record["messages"] if m["role"] == "user"]
         replies = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
-        assert caption in replies and record["images"] == [str(out.parent / "pairs" / "images" / f"{pid}.png")]
+        # the pair image pairs/images/p0.png, in the mix's own images/ folder, named relative to the mix
+        assert caption in replies and record["images"] == [f"images/images/{pid}.png"]
+        assert (out / "compose" / record["images"][0]).read_bytes() == (out.parent / "pairs" / "images" /
+                                                                       f"{pid}.png").read_bytes()
         if instruction:
             assert users[replies.index(caption)] == instruction
         if len(replies) == 2:  # the rules synthesizer's explanations end in "so"/"therefore": branch 1
@@ -166,7 +173,9 @@ def test_same_seed_same_bytes_other_seed_other_choices(runs):
 
 
 def test_the_mix_reads_as_a_llamafactory_sharegpt_dataset(runs):
-    assert len(read_like_llamafactory(runs["a"] / "compose", DATASET_INFO)) == 5
+    """compose writes the dataset_info.json entry itself (format llamafactory, a default one)."""
+    assert json.loads((runs["a"] / "compose" / "dataset_info.json").read_text()) == DATASET_INFO
+    assert len(read_like_llamafactory(runs["a"] / "compose")) == 5
 
 
 def test_a_two_stage_mix_reads_as_sharegpt_too(tmp_path):
