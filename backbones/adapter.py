@@ -465,12 +465,19 @@ class VisionLanguageAdapter:
         return self._generate_encoded(encoded, settings, self.stop_token_ids())
 
     def encode_prompt(self, text: str, images: Sequence[Any] = (),
-                      image_root: str | os.PathLike | None = None) -> dict:
+                      image_root: str | os.PathLike | None = None, add_bos: bool = False) -> dict:
         """One already rendered prompt (the chat template applied, one ``image_token`` per image)
-        as model inputs, without labels. Raises ``BadSample`` / ``SampleTooLong`` like ``encode``."""
+        as model inputs, without labels. ``add_bos`` puts the tokenizer's BOS token in front, as a
+        tokenizer that adds its special tokens would (the released synthesizer's prompts). Raises
+        ``BadSample`` / ``SampleTooLong`` like ``encode``."""
         n_placeholders = text.count(self.image_token) if self.image_token else 0
         if n_placeholders != len(images):
             raise BadSample(f"{n_placeholders} {self.image_token} tokens in the prompt but {len(images)} images")
+        if add_bos:
+            bos = self.tokenizer.bos_token
+            if not bos:
+                raise BadSample(f"the {self.family} tokenizer has no BOS token to add")
+            text = bos + text
         pil_images = _load_images(images, image_root)
         inputs = self._process(text, pil_images)
         ids = inputs["input_ids"][0]
@@ -484,14 +491,15 @@ class VisionLanguageAdapter:
     @torch.no_grad()
     def generate_from_text(self, prompts: Sequence[str], images: Sequence[Sequence[Any]] | None = None,
                            settings: GenerationSettings | None = None, stop_tokens: Sequence[str] | None = None,
-                           image_root: str | os.PathLike | None = None) -> list[str]:
+                           image_root: str | os.PathLike | None = None, add_bos: bool = False) -> list[str]:
         """Continue each rendered prompt (e.g. one ending in an opened user turn); returns the new
         text per prompt. ``stop_tokens`` (token strings) end generation instead of the usual stop
         tokens (``stop_token_ids``), e.g. only the end-of-text token so that a synthesizer writes
-        several turns."""
+        several turns; ``add_bos`` as in ``encode_prompt``."""
         settings = settings or GenerationSettings()
         images = images if images is not None else [[] for _ in prompts]
-        encoded = [self.encode_prompt(p, imgs, image_root=image_root) for p, imgs in zip(prompts, images)]
+        encoded = [self.encode_prompt(p, imgs, image_root=image_root, add_bos=add_bos)
+                   for p, imgs in zip(prompts, images)]
         eos = self.stop_token_ids() if stop_tokens is None else self._token_ids(stop_tokens)
         return self._generate_encoded(encoded, settings, eos)
 
@@ -584,12 +592,14 @@ class VisionLanguageAdapter:
         return rf".*language_model.*\.({'|'.join(LORA_PROJECTIONS)})"
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        """A complete, reloadable directory: safetensors weights, processor, tokenizer, chat template."""
+        """A complete, reloadable directory: safetensors weights, processor, tokenizer, chat template;
+        ``transformers.AutoProcessor.from_pretrained`` loads it, with or without torchvision
+        (``adamllm.backbones.processors``)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out, safe_serialization=True)
-        self.processor.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
+        self.processor.save_pretrained(out)  # last: a processor may complete the tokenizer's config
         template = self.processor.chat_template or self.tokenizer.chat_template
         if template and not (out / "chat_template.jinja").exists():
             (out / "chat_template.jinja").write_text(template, encoding="utf-8")

@@ -10,6 +10,22 @@
   and the PIL image-processor class (`*Pil`), so no torchvision backend is tried and nothing
   warns. Never `AutoProcessor`: for an unknown `processor_class` it silently returns a
   tokenizer.
+
+What a saved Qwen directory (a trained model, an ``adamllm export``) holds so that plain
+``transformers.AutoProcessor.from_pretrained(dir)`` loads it with or without torchvision: in
+transformers 5.x no Qwen-VL processor class can be built without a video processor (none is
+optional: without a ``video_processor`` section ``from_pretrained`` looks for a video processor
+file and fails, with one it imports the video processor, which needs torchvision), and
+``AutoProcessor`` takes the class that ``processor_config.json`` names. So the directory names
+``PORTABLE_PROCESSOR_CLASS``, an image-only processor of transformers itself whose image path is
+the Qwen one (``<|image_pad|>`` repeated ``grid_t*grid_h*grid_w / merge_size**2`` times,
+``mm_token_type_ids`` for M-RoPE; the token given by the tokenizer's ``image_token``, which the
+tokenizer config declares): it gives the same ``input_ids``, ``pixel_values``,
+``image_grid_thw`` and ``mm_token_type_ids`` as the family's processor
+(``tests/backbones/test_export_autoprocessor.py``). The ``video_processor`` section stays, so
+``Qwen2VLProcessor.from_pretrained(dir)`` (``Qwen2_5_VLProcessor``, ``Qwen3VLProcessor``) still
+builds the real processor, video included, where torchvision is installed. LLaVA-NeXT and Mllama
+have no video processor: their directories name their own processor classes.
 """
 
 from __future__ import annotations
@@ -31,6 +47,7 @@ from transformers.processing_utils import ProcessorMixin
 
 __all__ = [
     "FAMILY_CLASSES",
+    "PORTABLE_PROCESSOR_CLASS",
     "Qwen2VLImageOnlyProcessor",
     "Qwen2_5_VLImageOnlyProcessor",
     "Qwen3VLImageOnlyProcessor",
@@ -38,6 +55,12 @@ __all__ = [
     "load_processor",
     "processor_class",
 ]
+
+#: The processor class a saved Qwen-VL directory names (see the module docstring).
+PORTABLE_PROCESSOR_CLASS = "PaddleOCRVLProcessor"
+#: The tokenizer's named vision tokens, declared in tokenizer_config.json (``tokenizer.image_token``).
+QWEN_VISION_TOKENS = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                      "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"}
 
 _VIDEO_KEYS = ("do_convert_rgb", "do_resize", "size", "resample", "do_rescale", "rescale_factor",
                "do_normalize", "image_mean", "image_std", "patch_size", "temporal_patch_size", "merge_size")
@@ -50,12 +73,12 @@ class _QwenImageOnly:
 
     Behaves like the real processor for text and images (placeholder expansion of
     ``<|image_pad|>``, ``image_grid_thw``, ``mm_token_type_ids``, chat templates, assistant
-    masks). When saved, the processor config names the real processor class (and, if the image
-    processor is the PIL one, ``Qwen2VLImageProcessor``) so that the directory looks like a real
-    checkpoint; `load_processor(family, path)` loads it back without torchvision.
+    masks). When saved, the directory loads with ``AutoProcessor`` with or without torchvision
+    (see the module docstring) and with the real class where torchvision is installed;
+    `load_processor(family, path)` loads it back as this class.
     """
 
-    #: The real processor class this one stands for (written as ``processor_class`` when saved).
+    #: The real processor class this one stands for (the ``processor_class`` of the saved tokenizer config).
     real_class: str = ""
     #: The video processor a real checkpoint of the family names (a mirrored section is saved).
     video_processor_type: str = ""
@@ -85,14 +108,19 @@ class _QwenImageOnly:
         return output
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """Save like the real processor would: the processor config also gets a ``video_processor``
-        section mirroring the image settings (what a real checkpoint carries), so the real class
-        can load the directory where torchvision is installed; this class ignores it."""
+        """Save so that ``AutoProcessor`` loads the directory with or without torchvision (the
+        module docstring): ``processor_config.json`` names ``PORTABLE_PROCESSOR_CLASS`` and keeps
+        a ``video_processor`` section mirroring the image settings (what a real checkpoint
+        carries: the real class loads it where torchvision is installed; this class and the
+        portable one ignore it); ``tokenizer_config.json`` names the real class and declares the
+        vision tokens (``QWEN_VISION_TOKENS``). Saving the tokenizer again afterwards would
+        drop them: save it first."""
         files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
         directory = Path(save_directory)
         config_file = directory / "processor_config.json"
         config = json.loads(config_file.read_text(encoding="utf-8"))
         image = config.get("image_processor", {})
+        config["processor_class"] = PORTABLE_PROCESSOR_CLASS
         config.setdefault("video_processor", {
             "video_processor_type": self.video_processor_type,
             **{key: image[key] for key in _VIDEO_KEYS if key in image},
@@ -101,10 +129,11 @@ class _QwenImageOnly:
         tokenizer_config = directory / "tokenizer_config.json"
         if tokenizer_config.is_file():
             tok_cfg = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-            if tok_cfg.get("processor_class") == type(self).__name__:
+            if tok_cfg.get("processor_class") in (type(self).__name__, None):
                 tok_cfg["processor_class"] = self.real_class
-                tokenizer_config.write_text(json.dumps(tok_cfg, indent=2, ensure_ascii=False) + "\n",
-                                            encoding="utf-8")
+            for name, default in QWEN_VISION_TOKENS.items():
+                tok_cfg.setdefault(name, getattr(self, name, None) or default)
+            tokenizer_config.write_text(json.dumps(tok_cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return files
 
 
@@ -168,6 +197,22 @@ def _processor_init_kwargs(cls: type, path: Path) -> dict:
     return {k: v for k, v in saved.items() if k in accepted}
 
 
+def saved_chat_template(path: Path) -> str | None:
+    """The processor's chat template saved in ``path``: ``chat_template.jinja`` (transformers 5),
+    else the ``chat_template`` of ``chat_template.json`` (the older layout, e.g. the released
+    synthesizer's), else None (the tokenizer's own applies)."""
+    jinja, legacy = path / "chat_template.jinja", path / "chat_template.json"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    if legacy.is_file():
+        try:
+            template = json.loads(legacy.read_text(encoding="utf-8")).get("chat_template")
+        except (ValueError, AttributeError) as exc:
+            raise ValueError(f"{legacy}: not a JSON object with a chat_template string ({exc})") from None
+        return template if isinstance(template, str) else None
+    return None
+
+
 def load_processor(family: str, path: str | os.PathLike, *, padding_side: str | None = None):
     """Load the processor saved in `path` with the concrete class of `family`.
 
@@ -183,8 +228,6 @@ def load_processor(family: str, path: str | os.PathLike, *, padding_side: str | 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if padding_side is not None:
         tokenizer.padding_side = padding_side
-    template_file = path / "chat_template.jinja"
-    chat_template = (template_file.read_text(encoding="utf-8") if template_file.is_file()
-                     else tokenizer.chat_template)
+    chat_template = saved_chat_template(path) or tokenizer.chat_template
     kwargs = _processor_init_kwargs(cls, path)
     return cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)

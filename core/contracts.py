@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .records import ImageCaptionPair, TaskTriplet, TrainingExample, Verdict
+    from .records import Failure, ImageCaptionPair, TaskTriplet, TrainingExample, Verdict
     from .runner import StageContext
 
 
@@ -23,12 +23,16 @@ class Synthesizer(Protocol):
     """Writes at most one task triplet per image-caption pair (stage ``synthesize``).
 
     ``synthesize`` gets a batch of pairs (``batch_size`` of them, default 8) and returns one entry
-    per pair, in order: a ``TaskTriplet`` (or a dict of one) whose ``id`` is the pair's, or None
-    when the pair yields no triplet. Extra fields (the raw generation, say) are kept. An optional
+    per pair, in order: a ``TaskTriplet`` (or a dict of one) whose ``id`` is the pair's, None when
+    the pair yields no triplet, or a ``Failure`` when it could not be processed (the stage
+    quarantines it with its reason; a stage whose every pair failed fails). Extra fields (the raw
+    generation, say) are kept. Under ``--preview`` (``ctx.prompt_log`` set) a component that
+    prompts a model records the exact prompts with ``ctx.record_prompts``. An optional
     ``stats`` dict attribute (why pairs got no triplet, tokens/s, ...) is added to ``stats.json``.
     """
 
-    def synthesize(self, pairs: Sequence[ImageCaptionPair], ctx: StageContext) -> Sequence[Optional[TaskTriplet]]: ...
+    def synthesize(self, pairs: Sequence[ImageCaptionPair],
+                   ctx: StageContext) -> Sequence[TaskTriplet | Failure | None]: ...
 
 
 @runtime_checkable
@@ -51,6 +55,8 @@ class Composer(Protocol):
     ``compose`` gets every pair (in source order), the triplets and the verdicts by id, and yields
     ``TrainingExample`` records (ShareGPT ``messages`` + ``images``). It may set ``stats`` (a dict)
     that the stage adds to its summary. Same inputs and seed (``ctx.config.seed``): same output.
+    The stage places the images in ``OUT/compose/images/`` and writes the mix in the forms its
+    options' ``formats`` field names (``adamllm.mix_writers``; default ``DEFAULT_FORMATS``).
     """
 
     def compose(self, pairs: Iterable[ImageCaptionPair], triplets: Mapping[str, TaskTriplet],

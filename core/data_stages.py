@@ -11,7 +11,6 @@ live here so a plugin only implements the method its kind needs.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from itertools import islice
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from .io import JsonlAppender, completed_ids, count_records, iter_records, write_jsonl
 from .pairs import PairStats
 from .quarantine import REJECTED, Quarantine
-from .records import TaskTriplet, TrainingExample, Verdict
+from .records import Failure, TaskTriplet, TrainingExample, Verdict
 from .sharding import World, exchange_stats, merge_in_order, remove_shards, shard_path, shards
 from .stages import StageError
 
@@ -113,11 +112,22 @@ def _readable_pairs(pairs: Iterable, quarantine) -> Iterator:
         yield pair
 
 
-def _require_some(stage: str, usable: int, quarantine, what: str) -> None:
+def _require_some(stage: str, usable: int, quarantine, what: str, hint: str = "") -> None:
     if usable == 0:
         raise StageError(f"stage {stage!r} found no usable {what}: {quarantine.total} rejected "
                          f"({', '.join(f'{k}: {v}' for k, v in sorted(quarantine.counts.items())) or 'none'})"
-                         + (f"; see {quarantine.path}" if quarantine.total and quarantine.path else ""))
+                         + (f"; see {quarantine.path}" if quarantine.total and quarantine.path else "") + hint)
+
+
+def _upstream_warning(ctx, source: Path) -> str:
+    """What the synthesize stage said about an empty triplets file it wrote (its stats' warning)."""
+    if source != ctx.output_path("synthesize"):
+        return ""
+    try:
+        warning = json.loads((source.parent / "stats.json").read_text(encoding="utf-8")).get("warning")
+    except (OSError, ValueError):
+        return ""
+    return f" (synthesize: {warning})" if warning else ""
 
 
 class _Shares:
@@ -189,6 +199,14 @@ def run_synthesize_stage(ctx) -> dict:
         mine = _readable_pairs(world.mine(pending()), shares.own_quarantine)
         for batch in batched(mine, getattr(synthesizer, "batch_size", DEFAULT_BATCH_SIZE)):
             for pair, result in zip(batch, _results(synthesizer, "synthesize", batch, ctx)):
+                if isinstance(result, Failure):
+                    if result.id != pair.id:
+                        raise StageError(f"{name}.synthesize returned a failure for {result.id!r} for pair {pair.id!r}")
+                    shares.own_quarantine.reject(pair.where or pair.image, result.reason, kind=result.kind,
+                                                 record_id=pair.id)
+                    counts["failed"] += 1
+                    handled.write({"id": pair.id, "triplet": False, "failed": result.kind})
+                    continue
                 if result is not None:
                     triplet = _coerce(TaskTriplet, result, f"{name}.synthesize")
                     if triplet.id != pair.id:
@@ -208,11 +226,46 @@ def run_synthesize_stage(ctx) -> dict:
     if world.is_main:
         _require_some("synthesize", len(handled_ids), Quarantine(ctx.stage_dir / REJECTED), "image-caption pairs")
     total_triplets = len(completed_ids(out))
+    failed = _failed(progress_file)
     quarantined = Quarantine(ctx.stage_dir / REJECTED) if world.is_main else quarantine
     stats = {"pairs_read": pair_stats.read, "pairs_skipped": pair_stats.skipped,
-             "triplets": total_triplets, "no_triplet": len(handled_ids) - total_triplets, **quarantined.stats(),
-             "num_processes": world.size, **component_stats}
-    return _write_stats(ctx, stats) if world.is_main else stats
+             "pair_images_in_images_folder": pair_stats.in_images_folder,
+             "triplets": total_triplets, "no_triplet": len(handled_ids) - total_triplets - sum(failed.values()),
+             "failed": dict(failed), **quarantined.stats(), "num_processes": world.size, **component_stats}
+    if not world.is_main:
+        return stats
+    if total_triplets == 0:  # every pair failed: an error; none parsed: said loudly, kept in stats
+        message = _no_triplet_message(ctx, len(handled_ids), failed, component_stats)
+        if sum(failed.values()) >= len(handled_ids):
+            _write_stats(ctx, {**stats, "error": message})
+            raise StageError(message)
+        stats["warning"] = message
+        ctx.echo(f"[synthesize] warning: {message}")
+    return _write_stats(ctx, stats)
+
+
+def _failed(progress_file: Path) -> Counter:
+    """Pairs the synthesizer returned a ``Failure`` for, by kind (over every run of the stage)."""
+    if not progress_file.exists():
+        return Counter()
+    return Counter(r["failed"] for _, r in iter_records(progress_file, tolerant=True)
+                   if isinstance(r, dict) and r.get("failed"))
+
+
+def _no_triplet_message(ctx, handled: int, failed: Counter, component_stats: dict) -> str:
+    """One line for a synthesize stage that wrote no triplet: how many pairs failed and the first
+    reason, or, when none failed, the synthesizer's own counters of why no triplet came."""
+    rejected = ctx.stage_dir / REJECTED
+    if failed:
+        reason = next((e.get("reason") for _, e in iter_records(rejected, tolerant=True)
+                       if isinstance(e, dict) and e.get("kind") in failed), None) if rejected.exists() else None
+        kinds = ", ".join(f"{k}: {v}" for k, v in failed.most_common())
+        return (f"stage 'synthesize' wrote no triplet: {sum(failed.values())} of {handled} pairs failed ({kinds})"
+                + (f": {reason}" if reason else "") + f"; see {rejected}")
+    why = ", ".join(f"{k}: {v}" for k, v in component_stats.items()
+                    if isinstance(v, int) and v and k not in ("pairs", "generated_tokens", "this_run", "triplets"))
+    return (f"stage 'synthesize' wrote no triplet for {handled} pairs" + (f" ({why})" if why else "")
+            + f"; see {ctx.stage_dir / 'stats.json'} and the raw generations with --preview")
 
 
 # -- filter ---------------------------------------------------------------------------------
@@ -245,7 +298,7 @@ def run_filter_stage(ctx) -> dict:
     every = [v for _, v in iter_records(out, Verdict)]
     counts = Counter(v.verdict for v in every)
     total = sum(counts.values())
-    _require_some("filter", total, quarantine, "triplets")
+    _require_some("filter", total, quarantine, "triplets", _upstream_warning(ctx, source) if not total else "")
     summarize = getattr(judge, "summarize", None)  # optional: stats over every verdict, resumed ones too
     return _write_stats(ctx, {"triplets": total, "verdicts": dict(counts),
                               "keep_rate": round(counts["yes"] / total, 4) if total else None, **quarantine.stats(),
@@ -270,20 +323,13 @@ def _by_id(path: Path, model: type, quarantine) -> dict[str, Any]:
     return {r.id: r for r in _unique(iter_records(path, model, on_error=quarantine.reject), quarantine)}
 
 
-def _save_dataset(mix: Path, folder: Path) -> Path:
-    """The mix as a ``datasets`` folder too (``load_from_disk``), for trainers that read that."""
-    import shutil
-    import tempfile
+def _formats(ctx) -> list[str]:
+    """The forms of the mix to write: the composer's ``formats`` option (``adamllm.mix_writers``),
+    else the default ones. Part of the compose fingerprint through the composer section."""
+    from .mix_writers import DEFAULT_FORMATS, check_formats
 
-    from datasets import Dataset
-
-    with tempfile.TemporaryDirectory(prefix=".dataset-", dir=folder.parent) as tmp:
-        dataset = Dataset.from_json(str(mix), cache_dir=str(Path(tmp) / "cache"))
-        dataset.save_to_disk(str(Path(tmp) / "saved"))
-        del dataset
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(Path(tmp) / "saved", folder)
-    return folder
+    chosen = getattr(getattr(ctx.config.composer, "options", None), "formats", None)
+    return check_formats(DEFAULT_FORMATS if chosen is None else chosen)
 
 
 def run_compose_stage(ctx) -> dict:
@@ -298,6 +344,11 @@ def run_compose_stage(ctx) -> dict:
 
 
 def _compose(ctx) -> dict:
+    """The composer's examples, their images placed in ``OUT/compose/images/`` (named relative to
+    the mix's folder), written as ``mix.jsonl`` and in the selected forms (``adamllm.mix_writers``)."""
+    from .mix_writers import ImageFolder, write_formats
+
+    formats = _formats(ctx)
     composer = ctx.component()
     quarantine = ctx.quarantine()
     with quarantine:
@@ -308,11 +359,14 @@ def _compose(ctx) -> dict:
         pairs = _unique_pairs(ctx, pair_stats, quarantine)  # images: synthesize decoded them
         examples = (_coerce(TrainingExample, e, f"{name}.compose")
                     for e in composer.compose(pairs, triplets, verdicts, ctx))
-        count = write_jsonl(ctx.output_path(), examples)
+        images = ImageFolder(ctx.stage_dir, ctx.pair_images_root())  # the mix's own images/, paths relative
+        count = write_jsonl(ctx.output_path(), images.relocate(examples))
     if count == 0:
         raise StageError(f"{name}.compose wrote no training example from {pair_stats.read} pairs")
-    dataset = _save_dataset(ctx.output_path(), ctx.stage_dir / DATASET)
-    stats = {"pairs_read": pair_stats.read, "triplets": len(triplets), "verdicts": len(verdicts),
-             "examples": count, "dataset": str(dataset), **(getattr(composer, "stats", None) or {}),
-             **quarantine.stats()}
+    images.prune()
+    written = write_formats(ctx.output_path(), formats)
+    stats = {"pairs_read": pair_stats.read, "pair_images_in_images_folder": pair_stats.in_images_folder,
+             "triplets": len(triplets), "verdicts": len(verdicts),
+             "examples": count, "formats": written, "image_folder": images.stats(),
+             **(getattr(composer, "stats", None) or {}), **quarantine.stats()}
     return _write_stats(ctx, stats)

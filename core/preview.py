@@ -44,7 +44,7 @@ def run_preview(config: Any, plugins: Any, n: int, stages: list[str] | None = No
         (out / "tune").symlink_to((main / "tune").resolve(), target_is_directory=True)
     preview = config.model_copy(update={"output_dir": out})
     echo(f"[preview] {', '.join(wanted)} on the first {n} pairs, into {out}")
-    summaries = run_pipeline(preview, plugins, wanted, force=True, echo=echo, pair_limit=n)
+    summaries = run_pipeline(preview, plugins, wanted, force=True, echo=echo, pair_limit=n, record_prompts=True)
     for line in describe(out):
         echo(line)
     return summaries
@@ -65,10 +65,19 @@ def _empty(folder: Path) -> None:
 
 
 def describe(out: Path, shown: int = SHOWN) -> list[str]:
-    """The first few triplets with their verdicts, and where every file is."""
+    """The first prompt each stage sent, the first few triplets with their verdicts, and where
+    every file is."""
+    from .runner import PROMPTS
+
+    lines = []
+    for stage in ("synthesize", "filter"):
+        first = _first(out / stage / PROMPTS, 1)
+        if first:
+            bos = " (the tokenizer's BOS is added in front)" if first[0].get("add_bos") else ""
+            lines += [f"[preview] the first {stage} prompt, exactly as sent{bos} "
+                      f"({out.name}/{stage}/{PROMPTS} has them all):", first[0].get("prompt", ""), ""]
     triplets = _first(out / "synthesize" / "triplets.jsonl", shown)
     verdicts = {v["id"]: v for v in _first(out / "filter" / "verdicts.jsonl", None)}
-    lines = []
     for t in triplets:
         verdict = verdicts.get(t["id"], {}).get("verdict")
         lines += [f"--- {Path(t.get('image', '?')).name}" + (f" (filter: {verdict})" if verdict else ""),

@@ -34,6 +34,16 @@ class TaskTriplet(Record):
     informative: str = Field(min_length=1)
 
 
+class Failure(Record):
+    """A record a component could not process (a prompt that does not encode, a sample too long):
+    returned in its place so that the stage quarantines it with ``kind`` and ``reason`` and counts
+    it, instead of dropping it unseen. A stage whose every record failed fails."""
+
+    id: str
+    kind: str = Field("failed", description="What stats count it as, e.g. bad_sample.")
+    reason: str = Field(description="One line: why it failed.")
+
+
 class Verdict(Record):
     """The consistency filter's label for one triplet (output of ``filter``).
 

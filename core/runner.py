@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from .fingerprint import changes, stage_fingerprint
 from .registry import PluginManager
@@ -29,6 +29,7 @@ from .stages import STAGE_TABLE, STAGES, Stage, StageError, stage as stage_row
 __all__ = ["StageContext", "StageError", "run_pipeline", "done_marker"]
 
 DONE = "_done.json"
+PROMPTS = "prompts.jsonl"
 RUNNING = "_running.json"
 
 
@@ -43,6 +44,19 @@ class StageContext:
     force: bool = False  # start from scratch (no resuming from this stage's partial work)
     echo: Callable[[str], None] = print
     pair_limit: int | None = None  # read only the first N pairs (``adamllm run --preview N``)
+    _noticed: set = field(default_factory=set, repr=False)
+    #: ``OUT/<stage>/prompts.jsonl`` under ``--preview``: components that prompt a model record the
+    #: exact prompts they send there (``record_prompts``); None otherwise.
+    prompt_log: Path | None = None
+
+    def record_prompts(self, prompts: list[dict]) -> None:
+        """Append ``{"id", "prompt", ...}`` records to ``prompt_log`` (nothing when it is None)."""
+        if self.prompt_log is None or not prompts:
+            return
+        self.prompt_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.prompt_log.open("a", encoding="utf-8") as handle:
+            for record in prompts:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     @property
     def stage(self) -> Stage:
@@ -79,13 +93,30 @@ class StageContext:
             )
         return path
 
+    def data_input(self, stage: str | None = None) -> Any:
+        """The config's ``data.<stage>`` entry (default: this stage's) as an
+        ``adamllm.inputs.DataInput`` (location, image folder, dataset config...), or None."""
+        from .inputs import from_string
+
+        stage = stage or self.name
+        given = (getattr(self.config, "data_inputs", None) or {}).get(stage)
+        if given is None and stage in self.config.data:
+            given = from_string(self.config.data[stage])
+        return given
+
     def input_paths(self) -> list[Path]:
-        """Every file or folder this stage reads that exists now (for its fingerprint)."""
+        """Every file or folder this stage reads that exists now (for its fingerprint); a tune
+        stage's image folder given apart from its seed folder too (as the seed folder's is)."""
+        from .inputs import PAIR_STAGES
+
         paths = []
-        if self.name in ("synthesize", "compose"):
-            paths += [path for path, _, _ in self._pair_sources(required=False)]
+        if self.name in PAIR_STAGES:
+            paths += [source.path for source in self._pair_sources(required=False)]
         if self.name in self.config.data:
             paths.append(Path(self.config.data[self.name]))
+            given = self.data_input()
+            if self.name == "tune" and given is not None and given.images:
+                paths.append(Path(given.images))
             previous = self.stage.inputs[1:]
         else:
             previous = self.stage.inputs
@@ -150,13 +181,14 @@ class StageContext:
         return self.build_model(self.config.backbone, model)
 
     # -- domain inputs -------------------------------------------------------------------
-    def _pair_sources(self, required: bool = True) -> list[tuple[Path, str, Any]]:
+    def _pair_sources(self, required: bool = True) -> list[PairSource]:
         from .pairs import locate
 
-        given = self.config.data.get("synthesize")
-        if given:
-            return [(Path(given), "sharegpt", None)]
+        given = self.data_input("synthesize")
         domain = self.config.domain
+        domain_images = getattr(getattr(domain, "options", None), "images", None)
+        if given is not None:
+            return [PairSource(Path(given.location), "sharegpt", None, given.images or domain_images)]
         if domain is None:
             if required:
                 raise StageError(f"stage {self.name!r} needs image-caption pairs: a 'domain' section whose "
@@ -175,13 +207,19 @@ class StageContext:
         if source.location.startswith("hf://") and not required:
             return []  # not downloaded just to fingerprint; the stage downloads it
         base = self.config.source.parent if self.config.source else None
-        return [(locate(source.location, base), source.format, source.reader)]
+        return [PairSource(locate(source.location, base), source.format, source.reader, domain_images)]
 
     def pair_images_root(self) -> Path | None:
-        """The folder the domain's pair images must lie in (that of its pairs file), or None when
-        the run has no pairs source; a composed mix's images are confined to it."""
+        """The folder the domain's pair images must lie in (the image folder the config names,
+        else that of its pairs file, whose sibling ``images/`` is inside it), or None when the run
+        has no pairs source; the compose stage names its ``images/`` copies by their paths under it."""
+        given = self.data_input("synthesize")
+        explicit = given.images if given is not None and given.images else \
+            getattr(getattr(self.config.domain, "options", None), "images", None)
+        if explicit:
+            return Path(explicit)
         sources = self._pair_sources(required=False)
-        return sources[0][0].parent if sources else None
+        return sources[0].path.parent if sources else None
 
     def pair_total(self) -> int | None:
         """About how many pairs ``pairs()`` will give (records in the source, bad ones included,
@@ -189,10 +227,10 @@ class StageContext:
         from .io import DataError, count_records
 
         sources = self._pair_sources()
-        if any(reader is not None for _, _, reader in sources):
+        if any(source.reader is not None for source in sources):
             return None
         try:
-            total = sum(count_records(path) for path, _, _ in sources)
+            total = sum(count_records(source.path) for source in sources)
         except (OSError, DataError):
             return None  # the stage's reader says what is wrong with the file
         limit = self._limit()
@@ -204,12 +242,33 @@ class StageContext:
 
     def pairs(self, stats: Any = None) -> Iterator[Any]:
         """The domain's image-caption pairs (``data.synthesize``, else the domain's declared source
-        chosen by ``domain.source``), as ``ImageCaptionPair`` records, whatever reader made them."""
-        from .pairs import read_pairs
+        chosen by ``domain.source``), as ``ImageCaptionPair`` records, whatever reader made them;
+        image paths resolve as ``adamllm.pairs.PairImages`` says, identically in every stage.
+        A notice about them (the sibling ``images/`` fallback) is echoed once per stage."""
+        from .pairs import PairStats, read_pairs
 
-        for path, fmt, reader in self._pair_sources():
-            for _where, pair in read_pairs(path, fmt, reader, limit=self._limit(), stats=stats):
+        stats = stats if stats is not None else PairStats()
+        if stats.note is None:
+            stats.note = self._notice
+        for source in self._pair_sources():
+            for _where, pair in read_pairs(source.path, source.format, source.reader, image_root=source.images,
+                                           limit=self._limit(), stats=stats):
                 yield pair
+
+    def _notice(self, message: str) -> None:
+        if message not in self._noticed:
+            self._noticed.add(message)
+            self.echo(f"[{self.name}] {message}")
+
+
+class PairSource(NamedTuple):
+    """A pairs file to read: its local path, format, plugin reader (None: core's) and image folder
+    (None: beside the file, else its sibling ``images/``)."""
+
+    path: Path
+    format: str
+    reader: Any
+    images: str | None
 
 
 def _quiet(_message: str) -> None:
@@ -262,9 +321,12 @@ def run_pipeline(
     force: bool = False,
     echo: Callable[[str], None] = print,
     pair_limit: int | None = None,
+    record_prompts: bool = False,
 ) -> dict[str, dict]:
     """Run ``stages`` (default: the config's) in pipeline order; returns each stage's summary.
-    ``pair_limit``: the stages read only the first N image-caption pairs (a preview)."""
+    ``pair_limit``: the stages read only the first N image-caption pairs (a preview);
+    ``record_prompts``: each stage's components record the prompts they send in
+    ``OUT/<stage>/prompts.jsonl`` (a preview)."""
     wanted = stages or config.stages
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
@@ -281,6 +343,9 @@ def run_pipeline(
     for row in (s for s in STAGE_TABLE if s.name in wanted):
         ctx = StageContext(row.name, config, plugins, echo=echo, pair_limit=pair_limit)
         folder = config.output_dir / row.name
+        if record_prompts:
+            ctx.prompt_log = folder / PROMPTS
+            ctx.prompt_log.unlink(missing_ok=True)
         fingerprint = stage_fingerprint(config, row, ctx.input_paths())
         done, running = _read_json(folder / DONE), _read_json(folder / RUNNING)
         action, why = _decide(done, running, fingerprint, force, reran)

@@ -61,7 +61,7 @@ class Stage:
 
 STAGE_TABLE: tuple[Stage, ...] = (
     Stage("tune", "trainer", "TrainingExample", "model", (),
-          ("synthesizer.model", "synthesizer.profile", "synthesizer.tuning", "trainer"),
+          ("synthesizer.model", "synthesizer.profile", "synthesizer.prompt_format", "synthesizer.tuning", "trainer"),
           "adamllm.plugins.synthesis.tuning:run_tune_stage"),
     Stage("synthesize", "synthesizer", "ImageCaptionPair", "triplets.jsonl", (),
           ("domain", "synthesizer"), "adamllm.data_stages:run_synthesize_stage"),

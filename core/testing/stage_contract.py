@@ -76,13 +76,15 @@ class SynthesizerContract(_StageComponentContract):
     section = "synthesizer"
 
     def test_one_result_per_pair_in_order(self, built, stage_context):
-        from adamllm.records import TaskTriplet
+        from adamllm.records import Failure, TaskTriplet
 
         pairs = self.pairs(stage_context)
         results = list(built.synthesize(pairs, stage_context))
         assert len(results) == len(pairs)
         for pair, result in zip(pairs, results):
-            if result is not None:
+            if isinstance(result, Failure):
+                assert result.id == pair.id and result.reason.strip()
+            elif result is not None:
                 triplet = result if isinstance(result, TaskTriplet) else TaskTriplet.model_validate(result)
                 assert triplet.id == pair.id and triplet.instruction.strip()
 

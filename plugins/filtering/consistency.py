@@ -121,6 +121,8 @@ class ConsistencyFilter(GoldSummary):
         triplets = list(triplets)
         bos = bos_prefix(adapter.tokenizer)
         prompts = [bos + build_prompt(self.template, t) for t in triplets]
+        if ctx.prompt_log is not None:  # --preview: the exact prompts sent
+            ctx.record_prompts([{"id": t.id, "prompt": p} for t, p in zip(triplets, prompts)])
 
         def refused(index: int, exc: Exception) -> None:
             self._counts["refused"] += 1

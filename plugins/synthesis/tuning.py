@@ -31,7 +31,10 @@ or, to keep the released files' names, the same folder with a ``tune.yaml`` nami
 (``captions:``, ``precise:``, ``informative:``, ``image_root:``, paths inside the folder) and
 optionally ``blank_ratio:`` (default 0.1) and ``dev_ratio:`` (default 0). A folder, not a loose
 manifest, because the run's fingerprint of ``data.tune`` then covers every seed file and image.
-Image paths of the seed files resolve under the image root (``images/``) and must stay inside it.
+The images may also lie elsewhere: ``data.tune: {path: SEEDS, images: DIR}`` (``DIR`` relative to
+the config file, fingerprinted as the folder is). Image paths of the seed files resolve under the
+image root and must stay inside it: as written (the ALLaVA download layout), else by base name (a
+flat folder such as ``images_191task_1k``; see ``adamllm.plugins.synthesis.seed``).
 
 It writes ``OUT/tune/seed_conversations.jsonl`` (``seed_dev.jsonl`` with a dev split),
 ``blank.png``, the trainer's files and the tuned model in ``OUT/tune/model``, which the synthesize
@@ -46,6 +49,7 @@ import random
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+from . import prompt_format
 from .protocol import RELEASED, ProtocolProfile
 from .seed import IMAGE_PLACEHOLDER, SeedRecord
 
@@ -137,9 +141,10 @@ def write_jsonl(records: Sequence[dict], path: str | Path) -> Path:
 
 
 # -- the tune stage ---------------------------------------------------------------------------
-def seed_layout(folder: str | Path) -> dict[str, Any]:
+def seed_layout(folder: str | Path, image_root: str | Path | None = None) -> dict[str, Any]:
     """The seed files of a ``data.tune`` folder (its ``tune.yaml`` if any, else the default names),
-    as absolute paths inside the folder, with ``blank_ratio`` and ``dev_ratio``."""
+    as absolute paths inside the folder, with ``blank_ratio`` and ``dev_ratio``; ``image_root``
+    (``data.tune.images``), when given, replaces the folder's image root and may lie outside it."""
     import yaml
 
     from adamllm.io import DataError, resolve_under
@@ -161,6 +166,11 @@ def seed_layout(folder: str | Path) -> dict[str, Any]:
         options = loaded
     layout: dict[str, Any] = {}
     for key, default in FOLDER_FILES.items():
+        if key == "image_root" and image_root is not None:
+            if not Path(image_root).is_dir():
+                raise DataError(f"data.tune.images: no such folder: {image_root}")
+            layout[key] = Path(image_root).resolve()
+            continue
         path = resolve_under(folder, str(options.get(key, default)))
         if not path.exists():
             raise DataError(f"{folder}: no {key} {'folder' if key == 'image_root' else 'file'} "
@@ -230,7 +240,8 @@ def run_tune_stage(ctx) -> dict:
                          "model slot (synthesizer: {type: adamllm, model: {type: llava_next, model: ...}})")
     from .seed import read_seeds
 
-    layout = seed_layout(source)
+    given = ctx.data_input("tune")
+    layout = seed_layout(source, given.images if given is not None else None)
     out = ctx.stage_dir
     profile = getattr(synthesizer.options, "profile", None)
     if isinstance(profile, str):
@@ -247,6 +258,9 @@ def run_tune_stage(ctx) -> dict:
         if not seeds.records:
             raise StageError(f"stage 'tune': no usable seed image in {source} (an image needs a caption, a "
                              f"precise and an informative pair): {seeds.stats}")
+        if seeds.stats.get("images_by_base_name"):
+            ctx.echo(f"[tune] {seeds.stats['images_by_base_name']} seed images found by base name under "
+                     f"{layout['image_root']} (their paths as written are not there: a flat image folder)")
         tuning = tuning_conversations(seeds.records, profile, seed=ctx.config.seed,
                                       blank_ratio=layout["blank_ratio"],
                                       blank_image=write_blank_image(out / "blank.png").resolve(),
@@ -263,11 +277,16 @@ def run_tune_stage(ctx) -> dict:
         limit = getattr(trainer_config, "limit", None)
         records = [{**r, "_where": f"{out / 'seed_conversations.jsonl'}:{i + 1}"}
                    for i, r in enumerate(tuning.train[:limit] if limit else tuning.train)]
+        adapter = ctx.build_model(slot)
+        fmt, why = prompt_format.choose(getattr(synthesizer.options, "prompt_format", "auto"), adapter)
+        prompt_format.apply(fmt, adapter)  # the tuned model is saved with the template it was tuned in
+        ctx.echo(f"[tune] conversations in prompt format {fmt.name}: {why}")
         # image paths are absolute: the seed images were confined to their root when read
-        summary = trainer.train(ctx.build_model(slot), records, out, image_root=None,
+        summary = trainer.train(adapter, records, out, image_root=None,
                                 seed=seed if seed is not None else ctx.config.seed, resume=not ctx.force,
                                 backbone=slot.type, quarantine=quarantine)
     model_dir = out / "model"
     return {**(summary or {}), "seeds": seeds.stats, "conversations": len(tuning.train),
             "blank_images": len(tuning.blanked), "dev_conversations": len(tuning.dev), "trainer": trainer_name,
+            "prompt_format": fmt.name,
             "model_dir": str(model_dir) if model_dir.is_dir() else None}

@@ -49,3 +49,28 @@ def test_preview_refuses_when_there_is_nothing_to_preview_or_the_synthesizer_is_
     result = run_cli(tmp_path, "run", str(config), "--preview", "2")
     assert result.returncode != 0 and "--stages tune" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_preview_writes_the_judge_prompts_exactly_as_sent(tmp_path):
+    """The consistency filter's prompts, as the engine gets them (BOS and few-shot prompt included)."""
+    from adamllm.plugins.filtering.prompt import build_prompt, load_template
+    from adamllm.records import TaskTriplet
+
+    config = _config(tmp_path, stages="[synthesize, filter]")
+    config.write_text(config.read_text() + "filter: {type: consistency, model: {type: causal_lm, model: judge, "
+                                            "tiny: tiny}, max_new_tokens: 2}\n")
+    result = run_cli(tmp_path, "run", str(config), "--preview", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "out-preview"
+    triplets = [TaskTriplet.model_validate_json(line) for line in (out / "synthesize" / "triplets.jsonl").read_text().splitlines()]
+    sent = [json.loads(line) for line in (out / "filter" / "prompts.jsonl").read_text().splitlines()]
+    template = load_template(None)
+    assert [s["id"] for s in sent] == [t.id for t in triplets] and len(sent) == 2
+    from transformers import AutoTokenizer
+
+    from adamllm.plugins.filtering.consistency import bos_prefix
+
+    bos = bos_prefix(AutoTokenizer.from_pretrained(tmp_path / "judge"))  # BOS in the text unless the tokenizer adds it
+    assert [s["prompt"] for s in sent] == [bos + build_prompt(template, t) for t in triplets]
+    assert "the first filter prompt, exactly as sent" in result.stdout
+    assert not (out / "synthesize" / "prompts.jsonl").exists()  # the rules synthesizer prompts no model

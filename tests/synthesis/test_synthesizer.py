@@ -31,6 +31,7 @@ class FakeLlama3Adapter:
     config = None
     tokenizer = None
     end_of_text_token = "<|end_of_text|>"
+    image_token = RELEASED_IMAGE_TOKEN
 
     def __init__(self, replies, fail_on=()):
         self.replies, self.fail_on, self.calls = replies, set(fail_on), []
@@ -40,6 +41,10 @@ class FakeLlama3Adapter:
         for m in messages:
             out += H.format(m["role"]) + m["content"].replace("<image>", RELEASED_IMAGE_TOKEN + "\n") + "<|eot_id|>"
         return out + (H.format("assistant") if add_generation_prompt else "")
+
+    def encode_prompt(self, text, images=(), image_root=None):
+        """What the prompt probe needs: token ids, the image's tokens counted (a fixed 4)."""
+        return {"input_ids": text.split(), "num_image_tokens": 4 * text.count(RELEASED_IMAGE_TOKEN)}
 
     def generate(self, conversations, images=None, settings=None):  # pragma: no cover - not used
         raise AssertionError("the synthesizer continues rendered prompts")
@@ -56,8 +61,17 @@ class FakeLlama3Adapter:
 
 
 class FakeContext:
+    prompt_log = None
+
     def __init__(self, adapter, tuned=None):
         self.adapter, self.built, self.tuned, self.models = adapter, 0, tuned, []
+        self.said = []
+
+    def echo(self, line):
+        self.said.append(line)
+
+    def record_prompts(self, prompts):  # pragma: no cover - prompt_log is None
+        raise AssertionError("only under --preview")
 
     def tuned_synthesizer_model(self):
         return self.tuned
@@ -139,14 +153,19 @@ def test_the_model_the_tune_stage_wrote_replaces_the_slot_model(tmp_path):
     assert ctx.models == [str(tmp_path / "out" / "tune" / "model")]
 
 
-def test_a_failing_sample_is_none_and_counted_not_a_crash(tmp_path):
+def test_a_failing_sample_is_a_failure_and_counted_not_a_crash(tmp_path):
+    from adamllm.records import Failure
+
     pairs = fixture_pairs(tmp_path, 3)
     pairs[2] = pairs[2].model_copy(update={"image": str(tmp_path / "missing.png")})
     replies = {p.caption: llama3_continuation("Q?", "a", "long a") for p in pairs}
     adapter = FakeLlama3Adapter(replies, fail_on=[pairs[0].caption])
     synth = synthesizer()
     results = synth.synthesize(pairs, FakeContext(adapter))
-    assert [r.id if r else None for r in results] == [None, "p1", None]
+    assert [type(r).__name__ for r in results] == ["Failure", "TaskTriplet", "Failure"]
+    assert [r.id for r in results] == ["p0", "p1", "p2"]
+    assert results[0] == Failure(id="p0", kind="bad_sample", reason=f"sample has 9999 tokens ({pairs[0].caption})")
+    assert "missing.png" in results[2].reason  # the stage quarantines both with their reasons
     assert synth.stats["bad_sample"] == 2 and synth.stats["triplets"] == 1
     assert any("9999 tokens" in p for p in synth.problems) and any("p2" in p for p in synth.problems)
 
