@@ -6,7 +6,8 @@ folder, dataset config, files; compose also records ``data.synthesize``, the pai
 again), the identity of every input file or folder it reads (size and content hash for files;
 names, sizes and times for folders), the content of every file an option names (a prompt file,
 gold labels), the identity of every local model folder a model slot names (unless ``tiny:``
-builds it), and the adamllm version. The runner stores it in ``OUT/<stage>/_running.json`` when
+builds it), and the adamllm version. Paths inside the config file's folder are written relative
+to it (``$CONFIG_DIR/...``), so a copied run folder reuses its finished stages. The runner stores it in ``OUT/<stage>/_running.json`` when
 the stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
 """
 from __future__ import annotations
@@ -76,11 +77,26 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[s
     settings.update(data_settings(config, stage.name))
     named = [Path(v) for v in settings.values() if _is_local_file(v)]  # a filter's prompt file, say
     named += [Path(v) for k, v in settings.items() if _is_model_folder(k, v, settings)]
+    source = getattr(config, "source", None)
+    base = str(Path(source).parent) if source else None
     return {
         "adamllm_version": __version__,
-        "config": settings,
-        "inputs": {str(p): identity(Path(p)) for p in [*inputs, *named]},
+        "config": {k: portable(v, base) for k, v in settings.items()},
+        "inputs": {portable(str(p), base): identity(Path(p)) for p in [*inputs, *named]},
     }
+
+
+#: How a fingerprint writes a path inside the config file's folder.
+CONFIG_DIR = "$CONFIG_DIR"
+
+
+def portable(value: Any, base: str | None) -> Any:
+    """``value`` with a path inside ``base`` (the config file's folder) written relative to it, so
+    a run folder copied elsewhere together with its config and inputs is still the same run (and
+    its finished stages are reused); anything else as it is."""
+    if base and isinstance(value, str) and (value == base or value.startswith(base.rstrip("/") + "/")):
+        return CONFIG_DIR + value[len(base.rstrip("/")):]
+    return value
 
 
 def data_settings(config: Any, stage: str) -> dict[str, Any]:

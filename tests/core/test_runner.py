@@ -191,3 +191,41 @@ def test_a_file_named_by_an_option_is_part_of_the_fingerprint(tmp_path):
     before = fingerprint()
     prompt.write_text("Verdict: {precise}")
     assert changes(before, fingerprint()) == [f"input {prompt} changed"]
+
+
+def test_a_copied_run_folder_reuses_its_finished_stages(tmp_path):
+    """Fingerprints write paths inside the config's folder relative to it: the folder copied
+    elsewhere (config, inputs and run) is the same run, and nothing is recomputed; a changed input
+    in the copy still reruns what depends on it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from adamllm.testing.data import write_pairs
+
+    first = tmp_path / "first"
+    write_pairs(first / "pairs", n=5)
+    (first / "run.yaml").write_text(
+        "output_dir: out\nstages: [synthesize, filter, compose]\n"
+        "data: {synthesize: pairs/image_caption_pairs.json}\n"
+        "synthesizer: {type: rules}\nfilter: {type: none}\ncomposer: {type: adamllm}\n")
+
+    def run(folder):
+        result = subprocess.run([sys.executable, "-m", "adamllm.cli", "run", str(folder / "run.yaml")],
+                                capture_output=True, text=True, timeout=300,
+                                env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    run(first)
+    mix = (first / "out" / "compose" / "mix.jsonl").read_bytes()
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(first, copy)
+    shutil.rmtree(first)
+    again = run(copy)
+    assert again.count("already done") == 3, again
+    assert (copy / "out" / "compose" / "mix.jsonl").read_bytes() == mix
+    pairs = copy / "pairs" / "image_caption_pairs.json"
+    pairs.write_text(pairs.read_text().replace("plain background", "plain grey background", 1))
+    changed = run(copy)
+    assert "[synthesize] rerunning from scratch" in changed and "$CONFIG_DIR/pairs/image_caption_pairs.json" in changed
