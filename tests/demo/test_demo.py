@@ -24,10 +24,23 @@ def demo(out, log):
                             stdout=log.open("w"), stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def test_demo_killed_mid_synthesis_resumes_and_reports(tmp_path):
+@pytest.fixture
+def demos():
+    """The demo processes a test starts, killed (their whole session) when the test ends, so a
+    failed or timed-out test leaves no demo running."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_demo_killed_mid_synthesis_resumes_and_reports(tmp_path, demos):
     out = tmp_path / "demo"
     progress = out / "rows" / "adamllm" / "synthesize" / "_progress.jsonl"
     first = demo(out, tmp_path / "first.log")
+    demos.append(first)
     deadline = time.time() + 900
     while time.time() < deadline and first.poll() is None:
         if progress.exists() and progress.read_text().count("\n") >= 1:
@@ -40,6 +53,7 @@ def test_demo_killed_mid_synthesis_resumes_and_reports(tmp_path):
     assert (out / "rows" / "adamllm" / "synthesize" / "_running.json").exists()
 
     second = demo(out, tmp_path / "second.log")
+    demos.append(second)
     second.wait(timeout=900)
     log = (tmp_path / "second.log").read_text()
     assert second.returncode == 0, log[-3000:]
