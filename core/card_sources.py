@@ -260,12 +260,27 @@ def overlap_section(run_dir: Path, pm: Any, layout: RunLayout, mix: Path | None,
     result = check_overlap(train_images(mix), groups, threshold=threshold, cache=run_dir / HASH_CACHE,
                            workers=workers)
     numbers = {**result.as_dict(listed), "benchmark_problems": problems}
-    pairs = numbers["pairs"]
-    numbers["message"] = (f"{pairs} training/benchmark image pair(s) are duplicates ({numbers['exact_pairs']} exact, "
-                          f"{numbers['near_pairs']} within {threshold} bits)" if pairs else
-                          f"no training image is a duplicate of a benchmark image (phash within {threshold} bits, "
-                          f"or the same bytes)")
+    numbers["message"] = overlap_message(numbers)
+    return numbers, result
+
+
+def overlap_message(numbers: dict) -> str:
+    """The overlap section's one line: exact copies are an alarm, near matches something to look at."""
+    exact, near, threshold = numbers["exact_pairs"], numbers["near_pairs"], numbers["threshold"]
+    said = []
+    if exact:
+        said.append(f"{exact} training/benchmark image pair(s) are exact copies (the same file bytes)")
+    if near:
+        said.append(f"{near} possible near-duplicate pair(s), look: perceptual hashes within {threshold} bits "
+                    f"and the same colour layout (a resized or re-encoded copy looks like this)")
+    if not said:
+        said.append(f"no training image is a copy of a benchmark image (the same bytes) or a possible "
+                    f"near-duplicate (phash within {threshold} bits and the same colours)")
+    message = "; ".join(said)
+    if numbers.get("grey_only_pairs"):
+        message += (f"; {numbers['grey_only_pairs']} pair(s) with close grey hashes but other colours were not "
+                    f"flagged")
     flat = numbers["train_flat"] + sum(b["flat"] for b in numbers["benchmarks"].values())
     if flat:
-        numbers["message"] += f"; {flat} flat (one-colour) image(s) compared by file hash only"
-    return numbers, result
+        message += f"; {flat} flat (one-colour) image(s) compared by file hash only"
+    return message
