@@ -2,6 +2,8 @@
 # Both create .venv on first use. torch is pinned to the CPU build 2.13.0 and installed in the same
 # pip command as the project, so pip never pulls a multi-GB CUDA build; torchvision must not be
 # installed beside it (it breaks transformers' image processors; see README, Quick start).
+# Every other package is held at the version in constraints.txt (the set the README's numbers were
+# measured with; pyproject.toml keeps loose ranges for library users). `make lock` refreshes it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,13 +11,15 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
 EXAMPLES := examples/adamllm-example-domain examples/adamllm-example-backbone
+CONSTRAINTS := constraints.txt
+LOCK_VENV := .venv-lock
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean lock
 
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard examples/*/pyproject.toml)
+$(VENV)/.installed: pyproject.toml setup.py $(CONSTRAINTS) $(wildcard examples/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0 -e '.[test]' $(addprefix -e ,$(EXAMPLES))
+	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0 -e '.[test]' $(addprefix -e ,$(EXAMPLES))
 	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit('torchvision is installed: pip uninstall torchvision' if u.find_spec('torchvision') else 0)"
 	touch $@
 
@@ -33,5 +37,23 @@ bench: install
 	$(BIN)/python bench/trainer_throughput.py
 	$(BIN)/python bench/generation.py
 
+# Refresh constraints.txt: resolve the newest releases that pyproject.toml allows in a scratch venv
+# (no constraints), write what was installed (editable project packages left out, torch's local
+# "+cpu" label dropped), and remove the scratch venv. Then `make clean install`, rerun `make demo`
+# and `make test`, and update the README's numbers before committing the new file.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q torch==2.13.0 -e '.[test]' $(addprefix -e ,$(EXAMPLES))
+	{ echo "# The versions the README's and docs/shapes.md's numbers are measured with: make installs with"; \
+	  echo "# pip install -c constraints.txt. Written by 'make lock' (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'),"; \
+	  echo "# $$(date -u +%Y-%m-%d)); the ranges for library users are in pyproject.toml."; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v -e '^#' -e '^-e ' | sed -E 's/\+[A-Za-z0-9.]+$$//'; \
+	} > $(CONSTRAINTS).tmp
+	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
+	@echo "wrote $(CONSTRAINTS); now: make clean install, make demo, make test"
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) build dist *.egg-info

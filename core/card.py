@@ -229,7 +229,7 @@ def gather(run_dir: str | Path, pm: Any, *, sample: int = 8, seed: int = 0, conf
                         f"run `adamllm run CONFIG` with output_dir {run_dir} first")
     notes: list[str] = []
     bad: Counter = Counter()
-    layout = read_layout(run_dir, Path(config) if config else None)
+    layout = read_layout(run_dir, Path(config) if config else None, pm)
 
     mix = _mix_path(run_dir, layout)
     tally = _tally(run_dir, mix, bad)
@@ -264,6 +264,9 @@ def gather(run_dir: str | Path, pm: Any, *, sample: int = 8, seed: int = 0, conf
                                          "instruction": pair.instruction or ""}
     except (ValueError, OSError, KeyError) as exc:
         pairs_note = f"captions not shown: the run's pairs could not be read ({str(exc).splitlines()[0]})"
+        if layout.base_dir is None:
+            pairs_note += ("; the run's config folder is unknown, so relative paths were read against the current "
+                           "folder: pass --config CONFIG")
         notes.append(pairs_note)
     for record in _records(run_dir / "synthesize" / "triplets.jsonl", Counter()):
         item = sampled.get(text(record.get("id")))

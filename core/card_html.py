@@ -182,7 +182,7 @@ def _overlap(card: Card, thumbs: _Thumbs) -> str:
     if o["status"] != "checked":
         out.append(f'<div class="banner warn" id="overlap-status">{esc(o["message"])}</div>')
     else:
-        kind = "bad" if o["pairs"] else "ok"
+        kind = "bad" if o["exact_pairs"] else "warn" if o["pairs"] else "ok"  # exact copies are the alarm
         out.append(f'<div class="banner {kind}" id="overlap-status">{esc(o["message"])}</div>')
         rows = [(name, b["images"], b["images_matched"], b["pairs"], b["exact_pairs"], b["flat"], b["unreadable"])
                 for name, b in o["benchmarks"].items()]
@@ -190,16 +190,18 @@ def _overlap(card: Card, thumbs: _Thumbs) -> str:
                      o["train_flat"], o["train_unreadable"]))
         out.append(_table(rows, ("images of", "images", "matched", "pairs", "exact", "flat (file hash only)",
                                  "unreadable"), "overlap-table"))
-        out.append(f"<p>Near-duplicate: 64-bit perceptual hashes (imagehash phash) at most {o['threshold']} bits "
-                   f"apart; exact: the same file bytes. Flat (one-colour) images hash alike, so they are compared "
-                   f"by file hash only.</p>")
+        out.append(f"<p>Exact copy: the same file bytes. Possible near-duplicate (look at both): 64-bit perceptual "
+                   f"hashes of the grey images (imagehash phash) at most {o['threshold']} bits apart and mean colours "
+                   f"of an 8 x 8 grid within {o['colour_tolerance']} levels. Flat (one-colour) images hash alike, so "
+                   f"they are compared by file hash only.</p>")
         result = card.overlap
         for match in (result.matches[: len(o["matches"])] if result is not None else []):
             samples = ", ".join(match.benchmark.samples[:5])
             out.append(
                 f'<div class="record pair-row"><div class="pair">{thumbs.img(match.train.source, match.train.label, SMALL_PX)}'
                 f'{thumbs.img(match.benchmark.source, match.benchmark.label, SMALL_PX)}</div><div class="body"><dl>'
-                f"<dt>distance</dt><dd>{match.distance} bits{' (same bytes)' if match.exact else ''}</dd>"
+                f"<dt>{'exact copy' if match.exact else 'possible near-duplicate'}</dt>"
+                f"<dd>{'the same bytes' if match.exact else _near(match)}</dd>"
                 f'<dt>training image</dt><dd class="path">{esc(match.train.label)}</dd>'
                 f"<dt>benchmark</dt><dd>{esc(match.benchmark.group)}</dd>"
                 f'<dt>benchmark image</dt><dd class="path">{esc(match.benchmark.label)}</dd>'
@@ -209,6 +211,13 @@ def _overlap(card: Card, thumbs: _Thumbs) -> str:
     for problem in o.get("benchmark_problems") or []:
         out.append(f'<p class="notes">{esc(problem)}</p>')
     return "".join(out) + "</section>"
+
+
+def _near(match) -> str:
+    parts = [f"phash {match.distance} bits apart"]
+    if match.colour_difference is not None:
+        parts.append(f"colours within {match.colour_difference} levels")
+    return ", ".join(parts) + ": look at both"
 
 
 def _record(item: Sampled, thumbs: _Thumbs, composed: bool) -> str:

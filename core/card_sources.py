@@ -6,6 +6,12 @@ already resolved, so the sections the card needs (``domain``, ``data.synthesize`
 can be rebuilt and validated without the original file: the synthesize and compose fingerprints
 name the domain and the pairs file, the evaluate fingerprint the benchmarks. Only those sections
 are validated, so a card can be made where the run's synthesizer or trainer plugins are missing.
+
+What the config left relative (a domain's declared pairs source, its default benchmarks: the toy
+domain's ``world/...``) is relative to the config's folder, never to the current one: the card
+finds that folder from the fingerprints' ``config_dir`` (relative to the run folder, so a copied
+run works) or ``config_file``, else, for runs that predate them, from the pairs file the synthesize
+or compose stage read (its path ends with the domain's relative source).
 """
 from __future__ import annotations
 
@@ -22,16 +28,67 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 NEEDED = ("seed", "data", "domain", "benchmarks")
 
 
-def fingerprint(run_dir: Path, stage: str) -> dict | None:
-    """The config part of a stage's fingerprint (finished run, else an interrupted one), or None."""
+def whole_fingerprint(run_dir: Path, stage: str) -> dict | None:
+    """A stage's fingerprint (finished run, else an interrupted one), or None."""
     for name in ("_done.json", "_running.json"):
         try:
             data = json.loads((run_dir / stage / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        data = data.get("fingerprint", data) if name == "_done.json" else data
+        data = data.get("fingerprint", data) if name == "_done.json" and isinstance(data, dict) else data
         if isinstance(data, dict) and isinstance(data.get("config"), dict):
-            return data["config"]
+            return data
+    return None
+
+
+def fingerprint(run_dir: Path, stage: str) -> dict | None:
+    """The config part of a stage's fingerprint (finished run, else an interrupted one), or None;
+    paths it wrote relative to the config's folder (``$CONFIG_DIR/...``) made absolute again."""
+    from .fingerprint import resolve_portable
+
+    data = whole_fingerprint(run_dir, stage)
+    if data is None:
+        return None
+    relative, file = data.get("config_dir"), data.get("config_file")
+    base = (run_dir / relative).resolve() if isinstance(relative, str) and (run_dir / relative).is_dir() else \
+        Path(file).parent if isinstance(file, str) else None
+    return {key: resolve_portable(value, base) for key, value in data["config"].items()}
+
+
+def config_folder(run_dir: Path, pm: Any = None) -> tuple[Path | None, str | None]:
+    """The folder of the run's config (``(folder, config file name)``), from the stages'
+    fingerprints; ``(None, None)`` when nothing tells."""
+    from .stages import STAGES
+
+    prints = [f for f in (whole_fingerprint(run_dir, stage) for stage in STAGES) if f is not None]
+    for found in prints:
+        name = Path(found["config_file"]).name if isinstance(found.get("config_file"), str) else None
+        relative = found.get("config_dir")
+        if isinstance(relative, str) and (run_dir / relative).is_dir():
+            return (run_dir / relative).resolve(), name
+        if name is not None and Path(found["config_file"]).is_file():
+            return Path(found["config_file"]).parent, name
+    return _folder_from_pairs(prints, pm), None
+
+
+def _folder_from_pairs(prints: list[dict], pm: Any) -> Path | None:
+    """A run from before fingerprints named their config: the folder that the domain's relative pairs
+    source was read under (an input of the synthesize or compose stage ending with that path)."""
+    if pm is None:
+        return None
+    for found in prints:
+        domain = found["config"].get("domain.type")
+        try:
+            spec = pm.spec("domain", domain) if isinstance(domain, str) else None
+        except (KeyError, ValueError):
+            spec = None
+        for source in getattr(spec, "sources", ()) or ():
+            location = Path(source.location)
+            if location.is_absolute() or "://" in source.location:
+                continue
+            for path in map(Path, found.get("inputs") or {}):
+                if len(path.parts) > len(location.parts) and path.parts[-len(location.parts):] == location.parts:
+                    return Path(*path.parts[:-len(location.parts)])
     return None
 
 
@@ -64,13 +121,16 @@ class RunLayout:
     """The config sections the card reads, and what is known about where they came from."""
 
     sections: dict[str, Any] = field(default_factory=dict)
-    base_dir: Path | None = None
+    base_dir: Path | None = None  # the config's folder: what its relative paths are relative to
     origin: str = "fingerprints"
     benchmarks_known: bool = False  # False: no --config and stage evaluate never started
     train_data: str | None = None  # data.train of the train stage, when the mix came from elsewhere
+    config_name: str = "config.yaml"  # the config file's name in base_dir (named in messages only)
 
 
-def read_layout(run_dir: Path, config_file: Path | None = None) -> RunLayout:
+def read_layout(run_dir: Path, config_file: Path | None = None, pm: Any = None) -> RunLayout:
+    """The sections from ``config_file`` if given, else from the fingerprints (``pm``: to find the
+    config's folder of a run whose fingerprints do not name it, from the domain's pairs source)."""
     if config_file is not None:
         from .config import load_yaml
 
@@ -80,7 +140,8 @@ def read_layout(run_dir: Path, config_file: Path | None = None) -> RunLayout:
         sections["data"] = {k: v for k, v in data_keys.items() if k == "synthesize"}
         train = data_keys.get("train")
         train = train.get("path") if isinstance(train, dict) else train  # data.train's mapping form
-        return RunLayout(sections, config_file.resolve().parent, f"config {config_file}", True, train)
+        return RunLayout(sections, config_file.resolve().parent, f"config {config_file}", True, train,
+                         config_file.name)
     sections: dict[str, Any] = {}
     for stage in ("compose", "synthesize"):  # both name the domain and the pairs
         config = fingerprint(run_dir, stage)
@@ -95,15 +156,17 @@ def read_layout(run_dir: Path, config_file: Path | None = None) -> RunLayout:
     if evaluate is not None:
         sections["benchmarks"] = unflatten(evaluate).get("benchmarks") or []
     train = fingerprint(run_dir, "train")
-    return RunLayout(sections, None, "fingerprints", evaluate is not None,
-                     (train or {}).get("data.train") or (train or {}).get("data.train.path"))
+    folder, name = config_folder(run_dir, pm)
+    return RunLayout(sections, folder, "fingerprints", evaluate is not None,
+                     (train or {}).get("data.train") or (train or {}).get("data.train.path"), name or "config.yaml")
 
 
 def _validated(layout: RunLayout, run_dir: Path, pm: Any, keys: tuple[str, ...]) -> Any:
     from .config import validate_config
 
-    data = {"output_dir": str(run_dir), **{k: v for k, v in layout.sections.items() if k in keys}}
-    return validate_config(data, pm, base_dir=layout.base_dir)
+    data = {"output_dir": str(run_dir.resolve()), **{k: v for k, v in layout.sections.items() if k in keys}}
+    source = layout.base_dir / layout.config_name if layout.base_dir is not None else None
+    return validate_config(data, pm, source=source, base_dir=layout.base_dir)  # source: domains resolve under it
 
 
 def iter_pairs(layout: RunLayout, run_dir: Path, pm: Any) -> Iterator[Any]:
@@ -260,12 +323,27 @@ def overlap_section(run_dir: Path, pm: Any, layout: RunLayout, mix: Path | None,
     result = check_overlap(train_images(mix), groups, threshold=threshold, cache=run_dir / HASH_CACHE,
                            workers=workers)
     numbers = {**result.as_dict(listed), "benchmark_problems": problems}
-    pairs = numbers["pairs"]
-    numbers["message"] = (f"{pairs} training/benchmark image pair(s) are duplicates ({numbers['exact_pairs']} exact, "
-                          f"{numbers['near_pairs']} within {threshold} bits)" if pairs else
-                          f"no training image is a duplicate of a benchmark image (phash within {threshold} bits, "
-                          f"or the same bytes)")
+    numbers["message"] = overlap_message(numbers)
+    return numbers, result
+
+
+def overlap_message(numbers: dict) -> str:
+    """The overlap section's one line: exact copies are an alarm, near matches something to look at."""
+    exact, near, threshold = numbers["exact_pairs"], numbers["near_pairs"], numbers["threshold"]
+    said = []
+    if exact:
+        said.append(f"{exact} training/benchmark image pair(s) are exact copies (the same file bytes)")
+    if near:
+        said.append(f"{near} possible near-duplicate pair(s), look: perceptual hashes within {threshold} bits "
+                    f"and the same colour layout (a resized or re-encoded copy looks like this)")
+    if not said:
+        said.append(f"no training image is a copy of a benchmark image (the same bytes) or a possible "
+                    f"near-duplicate (phash within {threshold} bits and the same colours)")
+    message = "; ".join(said)
+    if numbers.get("grey_only_pairs"):
+        message += (f"; {numbers['grey_only_pairs']} pair(s) with close grey hashes but other colours were not "
+                    f"flagged")
     flat = numbers["train_flat"] + sum(b["flat"] for b in numbers["benchmarks"].values())
     if flat:
-        numbers["message"] += f"; {flat} flat (one-colour) image(s) compared by file hash only"
-    return numbers, result
+        message += f"; {flat} flat (one-colour) image(s) compared by file hash only"
+    return message

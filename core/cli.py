@@ -303,7 +303,8 @@ def tiny(ctx: click.Context, backbone: str, out_dir: str, size: str, seed: int, 
 @click.option("--against", multiple=True, type=click.Path(exists=True),
               help="Also compare the training images with this image folder or benchmark file (repeatable).")
 @click.option("--threshold", type=click.IntRange(0, 32), default=4, show_default=True,
-              help="Largest perceptual-hash distance (of 64 bits) that counts as a near-duplicate.")
+              help="Largest perceptual-hash distance (of 64 bits) of a possible near-duplicate (its finer hash and "
+                   "colours must agree too).")
 @click.option("--no-overlap", is_flag=True, help="Skip the overlap check with benchmark images.")
 @click.option("--workers", type=click.IntRange(1), default=min(4, os.cpu_count() or 1), show_default="up to 4",
               help="Processes that decode images for hashing.")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+BUDGET_KEYS = ("min_pixels", "max_pixels")
+
 
 def _pm(ctx: click.Context):
     from .cli import _app
@@ -156,6 +158,10 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
               help="Folder with one sub-folder per benchmark (public layout) used as its source.")
 @click.option("--source", "sources", multiple=True, metavar="BENCHMARK=PATH",
               help="A benchmark's records: local folder/file or hub dataset id (repeatable).")
+@click.option("--min-pixels", type=click.IntRange(min=1),
+              help="Qwen-VL families: smallest image budget in pixels (default: the model's adamllm.json, "
+                   "else the paper's evaluation budget).")
+@click.option("--max-pixels", type=click.IntRange(min=1), help="Qwen-VL families: largest image budget in pixels.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16", "auto"]), help="Weights dtype.")
 @click.option("--device", help="cpu, cuda, cuda:1 or auto (with several processes, cuda means each its own GPU).")
 @click.option("--force", is_flag=True, help="Discard earlier predictions in the output folder.")
@@ -166,8 +172,9 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 @click.pass_context
 def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: str, limit: int | None,
                  out_dir: str | None, batch_size: int | None, scorer: str | None, seed: int,
-                 max_new_tokens: int | None, data_root: str | None, sources: tuple[str, ...], dtype: str | None,
-                 device: str | None, force: bool, on_bad_record: str, quiet: bool) -> None:
+                 max_new_tokens: int | None, data_root: str | None, sources: tuple[str, ...], min_pixels: int | None,
+                 max_pixels: int | None, dtype: str | None, device: str | None, force: bool, on_bad_record: str,
+                 quiet: bool) -> None:
     """Evaluate MODEL on benchmarks: batched greedy generation, per-sample JSONL, report files.
 
     Resumable (finished samples are skipped) and data parallel under `accelerate launch`.
@@ -190,18 +197,24 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
     spec = pm.spec("backbone", backbone)
     config_model = spec.load_config_model()
     backbone_options = {"model": model}
+    budget = image_budget(model, min_pixels, max_pixels)
+    backbone_options.update({k: v for k, v in budget.items() if k in BUDGET_KEYS and v is not None})
     if dtype:
         backbone_options["dtype"] = dtype
     if device:
         backbone_options["device"] = per_process_device(device)
-    adapter = spec.build(config_model(**backbone_options) if config_model else None)
+    try:
+        adapter = spec.build(config_model(**backbone_options) if config_model else None)
+    except ValueError as exc:  # pydantic's ValidationError: a bad option
+        raise click.ClickException(f"backbone {backbone!r}: {str(exc).splitlines()[-1].strip()}") from None
+
     out = Path(out_dir) if out_dir else Path("runs") / "eval" / (Path(model.rstrip("/")).name or "model")
     with output_lock(out, command=command_line(ctx, "--model", model, "--benchmarks", benchmark_list)):
         if force:
             discard_predictions(out, names)
         report = evaluate(adapter, tasks, out, limit=limit, batch_size=batch_size, scorer=scorer, seed=seed,
                           model_name=model, max_new_tokens=max_new_tokens, on_bad_record=on_bad_record,
-                          progress=not quiet)
+                          progress=not quiet, extra={"image_budget": budget})
     from .reports import markdown
 
     if not process_state().is_main_process:
@@ -215,6 +228,28 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
             click.echo(f"warning: {name}: {entry['n_rejected']} bad records set aside, not scored "
                        f"(see {out / entry['rejected']})", err=True)
     click.echo(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'report.png'}")
+
+
+def image_budget(model: str, min_pixels: int | None, max_pixels: int | None) -> dict:
+    """The image budget ``adamllm eval`` uses: ``--min-pixels``/``--max-pixels`` when given, else the
+    one a model folder's ``adamllm.json`` records (what it was trained with), else none (the
+    backbone's own evaluation default: the paper's budget for the Qwen-VL families). ``from`` says
+    which; the report and its Markdown (printed at the end) say the budget in force and where from."""
+    from .export import MODEL_SETTINGS, ExportError, read_model_settings
+
+    if min_pixels is not None or max_pixels is not None:
+        if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
+            raise click.BadParameter(f"--min-pixels {min_pixels} is larger than --max-pixels {max_pixels}",
+                                     param_hint="--min-pixels")
+        return {"min_pixels": min_pixels, "max_pixels": max_pixels, "from": "--min-pixels/--max-pixels"}
+    try:
+        settings = read_model_settings(model)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    recorded = (settings or {}).get("image_budget")
+    if recorded:
+        return {**{k: recorded.get(k) for k in BUDGET_KEYS}, "from": str(Path(model) / MODEL_SETTINGS)}
+    return {"min_pixels": None, "max_pixels": None, "from": "the backbone's evaluation default"}
 
 
 @click.command("report")

@@ -7,12 +7,18 @@ again), the identity of every input file or folder it reads (size and content ha
 names, sizes and times for folders), the content of every file an option names (a prompt file,
 gold labels), the identity of every local model folder a model slot names (unless ``tiny:``
 builds it), and the adamllm version. Paths inside the config file's folder are written relative
-to it (``$CONFIG_DIR/...``), so a copied run folder reuses its finished stages. The runner stores it in ``OUT/<stage>/_running.json`` when
-the stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
+to it (``$CONFIG_DIR/...``), so a copied run folder reuses its finished stages. The runner stores
+it in ``OUT/<stage>/_running.json`` when the stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
+
+It also says where the run config was (``config_file``, and ``config_dir``: its folder relative to
+the output folder), which is not compared (a copied run folder is the same run): relative paths
+the config left to components (a domain's declared pairs source, its default benchmarks) are
+relative to that folder, and ``adamllm inspect`` reads them from there whatever the current folder.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -83,6 +89,7 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[s
         "adamllm_version": __version__,
         "config": {k: portable(v, base) for k, v in settings.items()},
         "inputs": {portable(str(p), base): identity(Path(p)) for p in [*inputs, *named]},
+        **config_location(config),
     }
 
 
@@ -97,6 +104,24 @@ def portable(value: Any, base: str | None) -> Any:
     if base and isinstance(value, str) and (value == base or value.startswith(base.rstrip("/") + "/")):
         return CONFIG_DIR + value[len(base.rstrip("/")):]
     return value
+
+
+def resolve_portable(value: Any, base: Path | None) -> Any:
+    """The inverse of ``portable`` for a reader that knows the config's folder (``adamllm inspect``)."""
+    if base is not None and isinstance(value, str) and value.startswith(CONFIG_DIR):
+        return str(base) + value[len(CONFIG_DIR):]
+    return value
+
+
+def config_location(config: Any) -> dict[str, str]:
+    """``config_file`` (absolute) and ``config_dir`` (its folder relative to the output folder) of a
+    config read from a file; ``{}`` for one built in code."""
+    source = getattr(config, "source", None)
+    if source is None:
+        return {}
+    source = Path(source).resolve()
+    return {"config_file": str(source),
+            "config_dir": os.path.relpath(source.parent, Path(config.output_dir).resolve())}
 
 
 def data_settings(config: Any, stage: str) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def markdown(report: dict) -> str:
         f"- adamllm {report.get('adamllm_version', '?')}, {report.get('created', '')}, "
         f"seed {report.get('seed', 0)}, {report.get('num_processes', 1)} process(es)",
         "- scores ×100; decoding greedy unless the table says otherwise",
+        *_budget_line(report),
         "",
         "| benchmark | metric | score | n | scorer | max new tokens | samples (errors) |",
         "|---|---|---:|---:|---|---:|---:|",
@@ -83,6 +84,16 @@ def markdown(report: dict) -> str:
         lines.append(f"| {bold}{name}{bold} | {metric} | {bold}{value:.2f}{bold} | {'' if n is None else n} | "
                      f"{_scorer(result)} | {tokens} | {samples} |")
     return "\n".join(lines) + "\n"
+
+
+def _budget_line(report: dict) -> list[str]:
+    """The image budget the benchmarks were asked with (the Qwen-VL families), and where it came from."""
+    prompting = next((r["prompting"] for r in report.get("benchmarks", {}).values() if r.get("prompting")), {})
+    low, high = prompting.get("min_pixels"), prompting.get("max_pixels")
+    if low is None and high is None:
+        return []
+    origin = (report.get("image_budget") or {}).get("from")
+    return [f"- image budget {low}..{high} pixels" + (f" ({origin})" if origin else "")]
 
 
 def compare(runs: Sequence[tuple[str, dict]]) -> dict:

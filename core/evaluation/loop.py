@@ -44,6 +44,7 @@ def evaluate(
     restart_stale: bool = False,
     on_bad_record: str = "skip",
     progress: bool = True,
+    extra: dict | None = None,
 ) -> dict:
     """Evaluate ``adapter`` on ``benchmarks``; returns the report (also written under ``out_dir``).
 
@@ -54,7 +55,8 @@ def evaluate(
     ``error`` (stop at the first, naming it). A benchmark whose ``samples`` takes a ``quarantine``
     keyword gets the benchmark's ``Quarantine`` and sets its bad records aside itself.
     The adapter's evaluation settings (``evaluation_settings``: a system message, an image budget)
-    apply to every benchmark and are compared on a rerun like the generation settings.
+    apply to every benchmark and are compared on a rerun like the generation settings. ``extra``:
+    more top-level entries for the report (``adamllm eval`` records where its image budget came from).
     Raises ``EvaluationError`` (or ``DataError``) for a model that cannot be loaded, a benchmark
     with no sample left, and a benchmark whose every sample the backbone refused (after writing
     its predictions).
@@ -136,6 +138,7 @@ def evaluate(
             "on_bad_record": on_bad_record,
             "benchmarks": results,
             "averages": domain_averages(results),
+            **(extra or {}),
         }
         write_report(report, out)
     state.wait_for_everyone()

@@ -17,7 +17,9 @@ configs name every path relative to the demo folder, so a copy of the folder run
      (captions, then tasks) and ``no-filter`` (every synthesized task kept).
 
 4. ``report.md`` / ``report.json`` / ``report.png``: every row on every benchmark under both
-   scorers (``legacy`` and ``strict``), and the table printed at the end.
+   scorers (``legacy`` and ``strict``), and the table printed at the end, then who wins by how
+   much and the ``adamllm inspect`` command that shows the data; the report records the versions
+   it ran with and the stage time the rows took to compute (``demo_report``).
 
 The filter is ``lexical`` (the precise answer's words must appear in the informative one): the
 paper's judge is an 8B LLM, and a tiny random text model cannot judge anything.
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
+
+from .demo_report import closing_lines, result_sentences, stage_times, timing_line, versions, versions_line
 
 ROWS = ("general", "caption-only", "adamllm")
 ABLATION_ROWS = ("rules", "two-stage", "no-filter")
@@ -132,11 +136,13 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     report = {"settings": {"backbone": settings.backbone, "fast": settings.fast, "seed": settings.seed,
                            "filter": "lexical"},
               "seconds": round(time.time() - started, 1), "rows": results, "chance": text_only_row(world, judged)}
+    report.update(versions=versions(), compute=stage_times(out, rows, started))
     write_report(out, report)
     for line in table(report):
         echo(line)
-    echo(f"[demo] done in {report['seconds']} s: {out / 'report.md'} (chart: report.png); "
-         f"look at the data with `adamllm inspect {out / 'rows' / 'adamllm'}`")
+    echo(f"[demo] {timing_line(report)}")
+    for line in closing_lines(report, out):
+        echo(line)
     return report
 
 
@@ -223,10 +229,12 @@ def write_report(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     s = report["settings"]
     intro = [f"# adamllm demo ({s['backbone']}, {'fast' if s['fast'] else 'default'}, seed {s['seed']}, "
-             f"filter {s['filter']}, {report['seconds']} s)",
+             f"filter {s['filter']})",
              "", "Rows: the general model; post-trained on captions only; post-trained with the method "
              "(caption + synthetic task, single stage); ablations when asked for. The last row is no model: "
-             f"the most frequent answer per question type, what the text alone scores ({CHANCE}).", ""]
+             f"the most frequent answer per question type, what the text alone scores ({CHANCE}).", "",
+             *result_sentences(report), "", timing_line(report), versions_line(report),
+             "Look at the data: `adamllm inspect rows/adamllm` from this folder.", ""]
     (out / "report.md").write_text("\n".join(intro + table(report)) + "\n\n![chart](report.png)\n", encoding="utf-8")
     plot(report, out / "report.png")
 

@@ -81,3 +81,35 @@ def test_demo_killed_mid_synthesis_resumes_and_reports(tmp_path, demos):
                            env=ENV, capture_output=True, text=True, timeout=600)
     assert check.returncode == 0, check.stderr[-2000:]
     assert (out / "check" / "synthesize" / "triplets.jsonl").read_bytes() == (row / "synthesize" / "triplets.jsonl").read_bytes()
+
+    # a rerun reuses every stage: the report keeps the time the rows took to compute and says this
+    # run's apart; it ends with who wins and an inspect command that works from where it is printed
+    third = subprocess.Popen([sys.executable, "-m", "adamllm.cli", "demo", "--fast", "--out", "demo"], env=ENV,
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    try:
+        log = third.communicate(timeout=600)[0]
+    finally:
+        if third.poll() is None:  # timed out: leave no demo running
+            os.killpg(third.pid, signal.SIGKILL)
+            third.wait()
+    assert third.returncode == 0, log[-3000:]
+    again = json.loads((out / "report.json").read_text())
+    assert again["rows"] == report["rows"], log[-2000:]
+    assert (again["compute"]["seconds"], again["compute"]["parts"]) == (report["compute"]["seconds"],
+                                                                       report["compute"]["parts"])
+    assert again["compute"]["reused"] == again["compute"]["stages"] >= 9 and again["compute"]["seconds"] > 10
+    assert "everything reused" in log and "everything reused" in (out / "report.md").read_text()
+    import transformers
+
+    assert again["versions"]["transformers"] == transformers.__version__
+    assert "Mean score (x100) under the legacy scorer: " in log
+    command = next(line for line in log.splitlines() if "adamllm inspect " in line)
+    shown = command.split("adamllm inspect ", 1)[1].split(" (writes")[0]
+    assert shown == "demo/rows/adamllm", command
+    printed = subprocess.run([sys.executable, "-m", "adamllm.cli", "inspect", shown], cwd=tmp_path, env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    numbers = json.loads((row / "card.json").read_text())
+    assert numbers["lengths"]["caption"]["n"] > 0 and numbers["overlap"]["status"] == "checked", numbers["notes"]
+    assert numbers["overlap"]["exact_pairs"] == 0
