@@ -232,10 +232,11 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
 
 def image_budget(model: str, min_pixels: int | None, max_pixels: int | None) -> dict:
     """The image budget ``adamllm eval`` uses: ``--min-pixels``/``--max-pixels`` when given, else the
-    one a model folder's ``adamllm.json`` records (what it was trained with), else none (the
+    one a model folder's ``adamllm.json`` records (what it was trained with; for ``OUT/train/model``
+    of a run trained before that file, its train stage's fingerprint), else none (the
     backbone's own evaluation default: the paper's budget for the Qwen-VL families). ``from`` says
     which; the report and its Markdown (printed at the end) say the budget in force and where from."""
-    from .export import MODEL_SETTINGS, ExportError, read_model_settings
+    from .export import MODEL_SETTINGS, ExportError, read_model_settings, run_image_budget
 
     if min_pixels is not None or max_pixels is not None:
         if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
@@ -249,6 +250,11 @@ def image_budget(model: str, min_pixels: int | None, max_pixels: int | None) -> 
     recorded = (settings or {}).get("image_budget")
     if recorded:
         return {**{k: recorded.get(k) for k in BUDGET_KEYS}, "from": str(Path(model) / MODEL_SETTINGS)}
+    run = Path(model).parent
+    if settings is None and (run / "run_info.json").is_file():  # OUT/train/model of a run trained before adamllm.json
+        budget, where = run_image_budget(run)
+        if budget:
+            return {**budget, "from": where}
     return {"min_pixels": None, "max_pixels": None, "from": "the backbone's evaluation default"}
 
 

@@ -102,6 +102,10 @@ def test_an_export_of_a_run_trained_before_adamllm_json_reads_the_fingerprint(ru
     settings = json.loads((tmp_path / "exported" / "adamllm.json").read_text())
     assert settings["image_budget"] == {"min_pixels": BUDGET, "max_pixels": BUDGET}
     assert str(old / "train" / "_done.json") in settings["from"]
+    report, _ = evaluate(old / "train" / "model", tmp_path / "eval")  # the run's own model folder too
+    assert report["image_budget"] == {"min_pixels": BUDGET, "max_pixels": BUDGET,
+                                      "from": f"the backbone section in {old / 'train' / '_done.json'}"}
+    assert predictions(tmp_path / "eval") == predictions(run / "out" / "evaluate")
 
 
 def test_a_bad_settings_file_and_a_budget_for_a_backbone_without_one_are_one_line_errors(run, tmp_path,
