@@ -334,8 +334,8 @@ def overlap_message(numbers: dict) -> str:
     if exact:
         said.append(f"{exact} training/benchmark image pair(s) are exact copies (the same file bytes)")
     if near:
-        said.append(f"{near} possible near-duplicate pair(s), look: perceptual hashes within {threshold} bits "
-                    f"and the same colour layout (a resized or re-encoded copy looks like this)")
+        said.append(f"{near} possible near-duplicate pair(s), look at both: grey perceptual hashes within "
+                    f"{threshold} bits and the same colour layout")
     if not said:
         said.append(f"no training image is a copy of a benchmark image (the same bytes) or a possible "
                     f"near-duplicate (phash within {threshold} bits and the same colours)")

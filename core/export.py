@@ -75,6 +75,7 @@ def read_model_settings(model: str | Path) -> dict | None:
 def run_image_budget(folder: Path) -> tuple[dict | None, str]:
     """The image budget a trained run used (``folder``: its ``train/``) and where that was read:
     the model folder's ``adamllm.json``, else the train stage's fingerprint (the backbone section)."""
+    folder = Path(folder).resolve()
     for sub in ("model", "adapter"):
         settings = read_model_settings(folder / sub)
         if settings is not None:
