@@ -14,12 +14,19 @@ configs name every path relative to the demo folder, so a copy of the folder run
                        synthesize a task per domain image, filter, compose caption + task turns in
                        one stage, train, evaluate;
    * with ``ablation``: ``rules`` (manual-rule tasks instead of the synthesizer), ``two-stage``
-     (captions, then tasks) and ``no-filter`` (every synthesized task kept).
+     (captions, then tasks) and ``no-filter`` (every synthesized task kept); the last two read the
+     ``adamllm`` row's synthesized triplets (``data.filter`` / ``data.compose``), so the three rows
+     differ only in what the ablation changes.
+
+   A row that cannot finish (say, a synthesizer that wrote no parsable triplet, so the filter has
+   nothing to keep) is reported as such, with its one-line reason, and the demo goes on.
 
 4. ``report.md`` / ``report.json`` / ``report.png``: every row on every benchmark under both
-   scorers (``legacy`` and ``strict``), and the table printed at the end, then who wins by how
-   much and the ``adamllm inspect`` command that shows the data; the report records the versions
-   it ran with and the stage time the rows took to compute (``demo_report``).
+   scorers (``legacy`` and ``strict``), and the table printed at the end; then the synthesizers'
+   audit (``audit``: the share of each row's synthesized tasks whose precise answer is true of its
+   image, per question family, and how diverse they are), who wins by how much and the ``adamllm
+   inspect`` command that shows the data; the report records the versions it ran with and the stage
+   time the rows took to compute (``demo_report``).
 
 The filter is ``lexical`` (the precise answer's words must appear in the informative one): the
 paper's judge is an 8B LLM, and a tiny random text model cannot judge anything.
@@ -34,10 +41,17 @@ from typing import Callable
 
 import yaml
 
-from .demo_report import closing_lines, result_sentences, stage_times, timing_line, versions, versions_line
+from .demo_report import (audit_lines, audit_sentence, closing_lines, result_sentences, stage_times,
+                          synthesizer_audits, timing_line, versions, versions_line)
 
 ROWS = ("general", "caption-only", "adamllm")
 ABLATION_ROWS = ("rules", "two-stage", "no-filter")
+#: The rows that synthesize tasks themselves (the ablation rows ``two-stage`` and ``no-filter``
+#: read the ``adamllm`` row's triplets): their tasks are audited against the world's facts.
+SYNTHESIZER_ROWS = ("adamllm", "rules")
+REUSE_METHOD_TASKS = ("two-stage", "no-filter")
+#: Where the ablation rows read the method row's synthesized tasks (relative to the demo folder).
+METHOD_TRIPLETS = "rows/adamllm/synthesize/triplets.jsonl"
 SCORERS = ("legacy", "strict")
 #: The toy benchmarks and their files in ``world/benchmark/``.
 FILES = {"toyshapes_vqa": "vqa.jsonl", "toyshapes_choice": "choice.jsonl"}
@@ -87,6 +101,8 @@ def row_configs(settings: DemoSettings, general_model: Path, rows: tuple[str, ..
                    "tuning": {"learning_rate": settings.tune_learning_rate, "num_epochs": settings.tune_epochs,
                               "batch_size": settings.tune_batch_size}}
     pipeline = ["tune", "synthesize", "filter", "compose", "train", "evaluate"]
+    after_synthesis = pipeline[2:]
+    reuse = {"filter": METHOD_TRIPLETS, "compose": METHOD_TRIPLETS}  # the method row's tasks, as they are
     configs = {
         "general": {**common, "stages": ["evaluate"]},
         "caption-only": {**common, "stages": ["synthesize", "filter", "compose", "train", "evaluate"],
@@ -97,10 +113,10 @@ def row_configs(settings: DemoSettings, general_model: Path, rows: tuple[str, ..
         "rules": {**common, "stages": ["synthesize", "filter", "compose", "train", "evaluate"],
                   "synthesizer": {"type": "rules"}, "filter": {"type": "lexical"}, "composer": {"type": "adamllm"},
                   "trainer": _trainer(settings)},
-        "two-stage": {**common, "stages": pipeline, "data": {"tune": "world/general"}, "synthesizer": synthesizer,
+        "two-stage": {**common, "stages": after_synthesis, "data": reuse,
                       "filter": {"type": "lexical"}, "composer": {"type": "adamllm", "two_stage": True},
                       "trainer": _trainer(settings, two_stage=True)},
-        "no-filter": {**common, "stages": pipeline, "data": {"tune": "world/general"}, "synthesizer": synthesizer,
+        "no-filter": {**common, "stages": after_synthesis, "data": reuse,
                       "filter": {"type": "none"}, "composer": {"type": "adamllm"}, "trainer": _trainer(settings)},
     }
     return {name: {"output_dir": f"rows/{name}", **configs[name]} for name in rows}
@@ -113,7 +129,9 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     from adamllm.domains.toyshapes import GeneralModelSettings, build_general_model, demo_world
     from adamllm.locking import output_lock
     from adamllm.registry import get_plugin_manager
+    from adamllm.errors import first_line
     from adamllm.runner import run_pipeline
+    from adamllm.stages import StageError
 
     started = time.time()
     out = Path(out_dir).resolve()
@@ -126,22 +144,33 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     general = build_general_model(world, out / "general", general_settings, echo=echo)
     rows = ROWS + (ABLATION_ROWS if ablation else ())
     judged = judges(pm, world)
-    results = {}
+    results, failed = {}, {}
     for number, (name, path) in enumerate(write_row_configs(out, settings, general, rows).items(), start=1):
+        if name in REUSE_METHOD_TASKS and "adamllm" in failed:
+            failed[name] = "reads the adamllm row's tasks, and that row did not finish"
+            echo(f"[demo] 3/3 row {number}/{len(rows)}: {name}: skipped ({failed[name]})")
+            continue
         cfg = load_config(path, pm)
         echo(f"[demo] 3/3 row {number}/{len(rows)}: {name} ({', '.join(cfg.stages)})")
-        with output_lock(cfg.output_dir, command=f"adamllm demo ({name})"):
-            run_pipeline(cfg, pm, echo=echo)
+        try:
+            with output_lock(cfg.output_dir, command=f"adamllm demo ({name})"):
+                run_pipeline(cfg, pm, echo=echo)
+        except StageError as exc:  # e.g. a synthesizer that wrote no usable triplet: say so, go on
+            failed[name] = first_line(exc)
+            echo(f"[demo] row {name} did not finish: {failed[name]}")
+            continue
         results[name] = row_scores(cfg.output_dir / "evaluate", judged)
     report = {"settings": {"backbone": settings.backbone, "fast": settings.fast, "seed": settings.seed,
                            "filter": "lexical"},
-              "seconds": round(time.time() - started, 1), "rows": results, "chance": text_only_row(world, judged)}
+              "seconds": round(time.time() - started, 1), "rows": results, "failed": failed,
+              "chance": text_only_row(world, judged),
+              "synthesizers": synthesizer_audits(world, out, [r for r in SYNTHESIZER_ROWS if r in rows])}
     report.update(versions=versions(), compute=stage_times(out, rows, started))
     write_report(out, report)
-    for line in table(report):
+    for line in table(report) + [""] + audit_lines(report):
         echo(line)
     echo(f"[demo] {timing_line(report)}")
-    for line in closing_lines(report, out):
+    for line in closing_lines(report, out, extra=[audit_sentence(report)] if report["synthesizers"] else []):
         echo(line)
     return report
 
@@ -211,8 +240,10 @@ def headline(row: dict, scorer: str) -> float:
 
 
 def table(report: dict) -> list[str]:
-    rows = report["rows"]
-    columns = [(bench, metric) for bench, by in next(iter(rows.values())).items() for metric in by["legacy"]]
+    """The markdown table of every row under each scorer; a row that did not finish says why."""
+    rows, failed = report["rows"], report.get("failed") or {}
+    shape = next(iter(rows.values()), None) or report.get("chance") or {}
+    columns = [(bench, metric) for bench, by in shape.items() for metric in by["legacy"]]
     head = ["row"] + [f"{b.removeprefix('toyshapes_')} {m}" for b, m in columns] + ["mean"]
     lines = []
     for scorer in SCORERS:
@@ -222,6 +253,8 @@ def table(report: dict) -> list[str]:
         for name, row in named:
             cells = [f"{row[b][scorer].get(m, 0.0):.1f}" for b, m in columns]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {headline(row, scorer):.1f} |")
+        for name, reason in failed.items():
+            lines.append(f"| {name} | " + " | ".join(["–"] * len(columns)) + f" | did not finish: {reason} |")
     return lines
 
 
@@ -233,9 +266,12 @@ def write_report(out: Path, report: dict) -> None:
              "", "Rows: the general model; post-trained on captions only; post-trained with the method "
              "(caption + synthetic task, single stage); ablations when asked for. The last row is no model: "
              f"the most frequent answer per question type, what the text alone scores ({CHANCE}).", "",
-             *result_sentences(report), "", timing_line(report), versions_line(report),
+             *result_sentences(report), *([audit_sentence(report)] if report.get("synthesizers") else []),
+             "", timing_line(report), versions_line(report),
              "Look at the data: `adamllm inspect rows/adamllm` from this folder.", ""]
-    (out / "report.md").write_text("\n".join(intro + table(report)) + "\n\n![chart](report.png)\n", encoding="utf-8")
+    audit = ["", *audit_lines(report)] if report.get("synthesizers") else []
+    (out / "report.md").write_text("\n".join(intro + table(report) + audit) + "\n\n![chart](report.png)\n",
+                                   encoding="utf-8")
     plot(report, out / "report.png")
 
 

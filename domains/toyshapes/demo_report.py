@@ -1,5 +1,6 @@
 """The demo's report around its table: the versions it ran with, the time its rows took to compute,
-and the closing sentences (who wins by how much, and the command that shows the data).
+the synthesizers' audit (how true their tasks are of the images) and the closing sentences (who
+wins by how much, and the command that shows the data).
 
 Times come from the stages' own ``_done.json`` (``seconds``: what the stage took when it ran), so a
 rerun that reuses every stage still reports the time the rows took to compute, and says apart what
@@ -131,3 +132,56 @@ def closing_lines(report: dict, out: Path, cwd: Path | None = None, extra: Itera
     look = (f"Look at the data the method made: adamllm inspect {shown_path(row, cwd)} (writes its card.html); "
             f"the full report is {shown_path(Path(out) / 'report.md', cwd)}.")
     return [*result_sentences(report), *extra, look]
+
+
+def synthesizer_audits(world, out: Path, rows: Iterable[str]) -> dict:
+    """``{row: {"synthesized": audit, "kept": audit}}``: each row's synthesized tasks checked against
+    the world's facts (``audit.audit_triplets``), all of them and those its filter kept (a ``yes``
+    verdict); a row that wrote no triplets file is left out."""
+    from adamllm.domains.toyshapes.audit import audit_triplets
+
+    audits = {}
+    for name in rows:
+        folder = Path(out) / "rows" / name
+        path = folder / "synthesize" / "triplets.jsonl"
+        if not path.is_file():
+            continue
+        triplets = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        audits[name] = {"synthesized": audit_triplets(world, triplets)}
+        verdicts = folder / "filter" / "verdicts.jsonl"
+        if verdicts.is_file():
+            kept = {v["id"] for v in map(json.loads, verdicts.read_text(encoding="utf-8").splitlines())
+                    if v.get("verdict") == "yes"}
+            audits[name]["kept"] = audit_triplets(world, [t for t in triplets if t["id"] in kept])
+    return audits
+
+
+def audit_lines(report: dict) -> list[str]:
+    """The synthesizers' audit as a markdown table: how many tasks, the share whose precise answer
+    is true of the image (all, and those the filter kept), and per question family."""
+    lines = ["synthesized tasks against the world's facts (precise answer true of the image)",
+             "| synthesizer row | triplets | true | kept by filter | kept true | families | distinct instructions "
+             "| true per family |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, audit in (report.get("synthesizers") or {}).items():
+        made, kept = audit["synthesized"], audit.get("kept")
+        per = ", ".join(f"{family} {v['true']}/{v['n']}" for family, v in made["families"].items()) or "–"
+        kept_cells = (f"{kept['triplets']} | {kept['fact_accuracy']:.1f}%" if kept else "– | –")
+        lines.append(f"| {name} | {made['triplets']} | {made['fact_accuracy']:.1f}% | {kept_cells} | "
+                     f"{made['families_covered']} | {made['distinct_instructions']} | {per} |")
+    return lines
+
+
+def audit_sentence(report: dict) -> str:
+    """One sentence: how true the tuned synthesizer's tasks are (and the rules', when run)."""
+    audits = report.get("synthesizers") or {}
+    said = []
+    for name, who in (("adamllm", "the tuned synthesizer's"), ("rules", "the rules'")):
+        if name in audits:
+            made, kept = audits[name]["synthesized"], audits[name].get("kept")
+            after = f", {kept['fact_accuracy']:.1f}% of the {kept['triplets']} the filter kept" if kept else ""
+            said.append(f"{who} tasks are {made['fact_accuracy']:.1f}% true of their image "
+                        f"({made['true']} of {made['triplets']}{after})")
+    if not said:
+        return "No synthesizer row wrote tasks to audit."
+    text = "; ".join(said)
+    return f"Checked against the world's facts, {text}."

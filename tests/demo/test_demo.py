@@ -1,7 +1,7 @@
 """`adamllm demo --fast` end to end (what CI runs): killed in the middle of synthesis and rerun, it
 finishes; every stage of the method row wrote its files, the report and the data card parse, the
-post-trained model scores above the general model, and the resumed synthesis equals an
-uninterrupted one (so the report after the crash is the report without it)."""
+post-trained model scores above the general model, the synthesizer's tasks are audited, and the
+resumed synthesis equals an uninterrupted one (so the report after the crash is the report without it)."""
 import json
 import os
 import signal
@@ -67,6 +67,12 @@ def test_demo_killed_mid_synthesis_resumes_and_reports(tmp_path, demos):
     assert list(report["rows"]) == ["general", "caption-only", "adamllm"]
     legacy = {name: [v for bench in r.values() for v in bench["legacy"].values()] for name, r in report["rows"].items()}
     assert sum(legacy["adamllm"]) > sum(legacy["general"]), report["rows"]
+    assert report["failed"] == {}
+    # the tuned synthesizer's tasks are audited against the world's facts: every line it wrote
+    written = (row / "synthesize" / "triplets.jsonl").read_text().count("\n")
+    audit = report["synthesizers"]["adamllm"]
+    assert audit["synthesized"]["triplets"] == written > 0 and audit["kept"]["triplets"] <= written
+    assert "Checked against the world's facts, the tuned synthesizer's tasks are" in log
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG" and "| adamllm |" in (out / "report.md").read_text()
 
     card = subprocess.run([sys.executable, "-m", "adamllm.cli", "inspect", str(row)], env=ENV, capture_output=True,

@@ -2,7 +2,9 @@
 runs where it is (``adamllm run COPY/ROW.yaml``), without training anything: the rows are
 written next to a copy of the fast world and a tiny stand-in for the general model, copied
 elsewhere, the original deleted, and each row validated from the copy; the caption-only row's
-data stages then run there (rules synthesizer, no filter: no model needed)."""
+data stages then run there (rules synthesizer, no filter: no model needed), and so do the
+no-filter ablation row's, which read the method row's synthesized triplets (here a stand-in: the
+world's true tasks) instead of synthesizing their own."""
 import json
 import os
 import shutil
@@ -12,7 +14,8 @@ import sys
 import yaml
 
 from adamllm.config import load_config
-from adamllm.domains.toyshapes.demo import ABLATION_ROWS, ROWS, DemoSettings, write_row_configs
+from adamllm.domains.toyshapes import truth_triplets
+from adamllm.domains.toyshapes.demo import ABLATION_ROWS, METHOD_TRIPLETS, ROWS, DemoSettings, write_row_configs
 from adamllm.domains.toyshapes.general_model import GeneralModelSettings
 from adamllm.fingerprint import component_dump, flatten
 from adamllm.registry import get_plugin_manager
@@ -57,6 +60,10 @@ def test_a_copied_demo_folder_runs_from_its_own_files(fast_world, tmp_path):
     copy = tmp_path / "elsewhere" / "demo-copy"
     shutil.copytree(demo, copy)
     shutil.rmtree(demo)
+    method = copy / METHOD_TRIPLETS  # what the adamllm row's synthesize stage writes first
+    method.parent.mkdir(parents=True)
+    truth = [{k: v for k, v in t.items() if k != "family"} for t in truth_triplets(fast_world)]
+    method.write_text("".join(json.dumps(t) + "\n" for t in truth))
     pm = get_plugin_manager()
     for row in rows:
         config = load_config(copy / f"{row}.yaml", pm)
@@ -72,6 +79,16 @@ def test_a_copied_demo_folder_runs_from_its_own_files(fast_world, tmp_path):
     mix = [json.loads(line) for line in (compose / "mix.jsonl").read_text().splitlines()]
     assert len(mix) == 160
     assert all((compose / image).is_file() and not os.path.isabs(image) for r in mix for image in r["images"])
+
+    for row in ("two-stage", "no-filter"):  # the ablation rows start from the method row's tasks
+        config = load_config(copy / f"{row}.yaml", pm)
+        assert config.stages[0] == "filter" and config.data["filter"] == config.data["compose"] == str(method.resolve())
+    result = subprocess.run([sys.executable, "-m", "adamllm.cli", "run", str(copy / "no-filter.yaml"),
+                             "stages=[filter,compose]"], capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    mix = [json.loads(line) for line in (copy / "rows" / "no-filter" / "compose" / "mix.jsonl").read_text().splitlines()]
+    text = {r["id"]: "\n".join(m["content"] for m in r["messages"]) for r in mix}  # task templates vary the turns
+    assert len(mix) == 160 and all(t["informative"] in text[t["id"]] for t in truth)
 
 
 def test_the_general_model_config_is_relative_to_its_folder(fast_world, tmp_path):
