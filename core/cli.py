@@ -242,7 +242,8 @@ def config_validate(ctx: click.Context, config_file: str) -> None:
 @click.argument("config_file", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--stages", help=f"Comma-separated stages to run (default: the config's): {', '.join(STAGES)}.")
-@click.option("--force", is_flag=True, help="Rerun the stages from scratch even if nothing changed.")
+@click.option("--force", is_flag=True, help="Rerun the stages from scratch even if nothing changed (with --preview: "
+                                           "empty OUTPUT_DIR-preview/ even if no preview made it).")
 @click.option("--preview", type=click.IntRange(min=1), metavar="N",
               help="Run synthesize/filter/compose on the first N pairs into OUTPUT_DIR-preview/ and print "
                    "the first triplets (nothing else is run or changed).")
@@ -261,12 +262,15 @@ def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages
 
     pm = _app(ctx).plugins
     cfg = load_config(config_file, pm, list(overrides))
-    selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    selected = [s.strip() for s in stages.split(",") if s.strip()] if stages is not None else None
+    if selected == []:
+        raise click.BadParameter("names no stage; leave --stages out to run the config's stages", param_hint="--stages")
     if preview is not None:
-        from .preview import preview_dir, run_preview
+        from .preview import check_preview_folder, preview_dir, run_preview
 
+        check_preview_folder(preview_dir(cfg.output_dir), force)  # before the lock file is put there
         with output_lock(preview_dir(cfg.output_dir), command=command_line(ctx, config_file, *overrides)):
-            run_preview(cfg, pm, preview, selected, echo=click.echo)
+            run_preview(cfg, pm, preview, selected, echo=click.echo, force=force)
         return
     with output_lock(cfg.output_dir, command=command_line(ctx, config_file, *overrides)):
         run_pipeline(cfg, pm, selected, force=force, echo=click.echo)
