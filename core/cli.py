@@ -242,7 +242,8 @@ def config_validate(ctx: click.Context, config_file: str) -> None:
 @click.argument("config_file", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--stages", help=f"Comma-separated stages to run (default: the config's): {', '.join(STAGES)}.")
-@click.option("--force", is_flag=True, help="Rerun the stages from scratch even if nothing changed.")
+@click.option("--force", is_flag=True, help="Rerun the stages from scratch even if nothing changed (with --preview: "
+                                           "empty OUTPUT_DIR-preview/ even if no preview made it).")
 @click.option("--preview", type=click.IntRange(min=1), metavar="N",
               help="Run synthesize/filter/compose on the first N pairs into OUTPUT_DIR-preview/ and print "
                    "the first triplets (nothing else is run or changed).")
@@ -261,12 +262,15 @@ def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages
 
     pm = _app(ctx).plugins
     cfg = load_config(config_file, pm, list(overrides))
-    selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    selected = [s.strip() for s in stages.split(",") if s.strip()] if stages is not None else None
+    if selected == []:
+        raise click.BadParameter("names no stage; leave --stages out to run the config's stages", param_hint="--stages")
     if preview is not None:
-        from .preview import preview_dir, run_preview
+        from .preview import check_preview_folder, preview_dir, run_preview
 
+        check_preview_folder(preview_dir(cfg.output_dir), force)  # before the lock file is put there
         with output_lock(preview_dir(cfg.output_dir), command=command_line(ctx, config_file, *overrides)):
-            run_preview(cfg, pm, preview, selected, echo=click.echo)
+            run_preview(cfg, pm, preview, selected, echo=click.echo, force=force)
         return
     with output_lock(cfg.output_dir, command=command_line(ctx, config_file, *overrides)):
         run_pipeline(cfg, pm, selected, force=force, echo=click.echo)
@@ -288,7 +292,7 @@ def tiny(ctx: click.Context, backbone: str, out_dir: str, size: str, seed: int, 
     spec = pm.spec("backbone", backbone)
     if spec.tiny is None:
         raise click.ClickException(f"backbone {backbone!r} ({pm.get('backbone', backbone).provider}) has no tiny builder")
-    with replacing(out_dir, force) as target:
+    with replacing(out_dir, force, command=command_line(ctx, backbone, out_dir)) as target:
         resolve(spec.tiny)(target, size=size, seed=seed)
     click.echo(f"wrote a {size} random {backbone} checkpoint to {out_dir}")
 
@@ -334,32 +338,44 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def replacing(out_dir: str | os.PathLike, force: bool, *, keep: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
-    """The folder a command writes a new OUT_DIR into. A missing or empty OUT_DIR is used as it is;
-    a non-empty one is refused unless ``force``, and then the new one is written next to it and
-    replaces it only once complete (an error leaves the old one as it was). Never replaces the
-    working directory, the home folder, one of their parents, or a folder holding one of ``keep``."""
+def replacing(out_dir: str | os.PathLike, force: bool, *, keep: Iterable[str | os.PathLike] = (),
+              command: str = "") -> Iterator[Path]:
+    """The folder a command writes a new OUT_DIR into, under OUT_DIR's lock (``adamllm.locking``).
+    A missing or empty OUT_DIR is used as it is; a non-empty one is refused unless ``force``, and
+    then the new one is written next to it and replaces it only once complete (an error leaves the
+    old one as it was). Never a root, mount point or the home folder (``check_output_folder``);
+    never replaces the working directory or one of its parents; never a folder that is, holds or
+    is inside one of ``keep`` (the command's input), even with ``force``."""
+    from .locking import LOCK_FILE, check_output_folder, output_lock
+
     out = Path(out_dir)
-    if not out.exists() or not any(out.iterdir()):
-        yield out
-        return
-    if not force:
-        raise click.ClickException(f"{out} is not empty; use --force to replace it, or give another folder")
     resolved = out.resolve()
-    protected = [Path.cwd().resolve(), Path.home().resolve(), *(Path(p).resolve() for p in keep)]
-    if any(_is_within(p, resolved) for p in protected):
-        raise click.ClickException(f"refusing to replace {out}: it holds the working directory, the home "
-                                   f"folder or this command's input; give another folder")
-    staging = out.with_name(f".{out.name}.{os.getpid()}.new")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        yield staging
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
+    check_output_folder(out)
+    for given in keep:
+        kept = Path(given).resolve()
+        if _is_within(resolved, kept) or _is_within(kept, resolved):
+            relation = "is" if kept == resolved else "is inside" if kept in resolved.parents else "holds"
+            raise click.ClickException(f"refusing to write {out}: it {relation} this command's input {given} "
+                                       f"(even with --force); give a folder outside it")
+    with output_lock(out, command=command, remove=True):  # a second writer is refused, naming this one
+        if not any(p.name != LOCK_FILE for p in out.iterdir()):
+            yield out
+            return
+        if not force:
+            raise click.ClickException(f"{out} is not empty; use --force to replace it, or give another folder")
+        if any(_is_within(p, resolved) for p in (Path.cwd().resolve(), Path.home().resolve())):
+            raise click.ClickException(f"refusing to replace {out}: it holds the working directory or the home "
+                                       f"folder; give another folder")
+        staging = out.with_name(f".{out.name}.{os.getpid()}.new")
         shutil.rmtree(staging, ignore_errors=True)
+        try:
+            yield staging
+            old = out.with_name(f".{out.name}.{os.getpid()}.old")
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _register_builtin_command_modules() -> None:

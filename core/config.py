@@ -261,7 +261,7 @@ def validate_config(
             values[section_name], errs = validate_section(pm, kind, value, (section_name,), base_dir)
             problems += errs
     inputs, data_problems = validate_data(raw.data, base_dir)
-    problems += data_problems
+    problems += data_problems + _layout_problems(data, raw, base_dir)
     if problems:
         raise ConfigError(problems, src)
     return RunConfig(
@@ -274,6 +274,25 @@ def validate_config(
         source=Path(source).resolve() if source is not None else None,
         **values,
     )
+
+
+def _layout_problems(data: dict[str, Any], raw: Any, base_dir: Path | None) -> list[tuple[str, str]]:
+    """What a well-typed layout may still not say: no stage to run; an empty ``output_dir`` (which
+    would mean the config's own folder); an output folder that is a root, mount point or home."""
+    from .locking import output_problem
+
+    problems = []
+    if "stages" in data and not raw.stages:
+        problems.append(("stages", "names no stage; leave it out to run every stage, or name the ones to run"))
+    given = data.get("output_dir")
+    if isinstance(given, str) and not given.strip():
+        problems.append(("output_dir", "is empty; name the folder the run writes into"))
+    elif "output_dir" in data:
+        reason = output_problem(resolve_local(raw.output_dir, base_dir))
+        if reason:
+            problems.append(("output_dir", f"{resolve_local(raw.output_dir, base_dir)} is {reason}; "
+                                           f"give a folder of its own for the run"))
+    return problems
 
 
 def load_config(path: str | Path, pm: PluginManager, overrides: list[str] | None = None) -> Any:

@@ -7,6 +7,10 @@ N image-caption pairs into ``<output_dir>-preview/``, from scratch every time (i
 prints the first few results. The main run's folder is never touched; a synthesizer tuned there
 (``OUT/tune``) is used, read-only. A run whose synthesizer is still to be tuned is refused: the
 preview would have to tune it first, which is the expensive part.
+
+Starting from scratch means emptying the folder, so a preview marks the folder it makes
+(``MARKER``) and empties only a folder with that mark: a ``<output_dir>-preview/`` holding anything
+else (a user's own folder of that name) is refused unless ``--force``.
 """
 from __future__ import annotations
 
@@ -19,6 +23,18 @@ from .stages import StageError
 
 PREVIEW_STAGES = ("synthesize", "filter", "compose")
 SHOWN = 5
+MARKER = ".adamllm-preview"
+
+
+def check_preview_folder(folder: Path, force: bool = False) -> None:
+    """Refuse a non-empty ``folder`` that no preview made (no ``MARKER``), unless ``force``."""
+    from .locking import LOCK_FILE
+
+    if force or not folder.is_dir() or (folder / MARKER).is_file():
+        return
+    if any(child.name != LOCK_FILE for child in folder.iterdir()):
+        raise StageError(f"{folder} is not empty and was not made by a preview (no {MARKER} in it): a preview "
+                         f"empties its folder first; move its files, or use --force to let it empty the folder")
 
 
 def preview_dir(output_dir: Path) -> Path:
@@ -26,8 +42,9 @@ def preview_dir(output_dir: Path) -> Path:
 
 
 def run_preview(config: Any, plugins: Any, n: int, stages: list[str] | None = None,
-                echo: Callable[[str], None] = print) -> dict[str, dict]:
-    """Run the preview stages on ``n`` pairs; returns their summaries."""
+                echo: Callable[[str], None] = print, force: bool = False) -> dict[str, dict]:
+    """Run the preview stages on ``n`` pairs; returns their summaries. ``force``: empty the preview
+    folder even if no preview made it."""
     from .runner import done_marker, run_pipeline
 
     wanted = [s for s in (stages or config.stages) if s in PREVIEW_STAGES]
@@ -39,6 +56,7 @@ def run_preview(config: Any, plugins: Any, n: int, stages: list[str] | None = No
     if "tune" in config.stages and "synthesize" in wanted and not tuned.exists():
         raise StageError("the synthesizer of this run is tuned by its 'tune' stage, which has not run: "
                          "run `adamllm run CONFIG --stages tune` first (a preview does not tune)")
+    check_preview_folder(out, force)
     _empty(out)
     if tuned.exists():  # the main run's tuned synthesizer, used as it is
         (out / "tune").symlink_to((main / "tune").resolve(), target_is_directory=True)
@@ -51,12 +69,14 @@ def run_preview(config: Any, plugins: Any, n: int, stages: list[str] | None = No
 
 
 def _empty(folder: Path) -> None:
-    """Remove an earlier preview, keeping the lock the CLI holds on the folder."""
+    """Remove an earlier preview (checked by ``check_preview_folder``), keeping the lock the CLI
+    holds on the folder, and mark the folder as a preview's."""
     from .locking import LOCK_FILE
 
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by adamllm run --preview; emptied by the next preview\n", encoding="utf-8")
     for child in folder.iterdir():
-        if child.name == LOCK_FILE:
+        if child.name in (LOCK_FILE, MARKER):
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)

@@ -66,5 +66,5 @@ def test_export_refuses_a_non_empty_folder_unless_force(tiny_run, tmp_path):
     assert forced.returncode == 0, forced.stderr
     assert not (out / "stale.txt").exists() and (out / "model.safetensors").exists()
     inside = adamllm("export", str(tiny_run), str(tiny_run), "--force")  # would delete its own input
-    assert inside.returncode == 1 and "refusing to replace" in inside.stderr
+    assert inside.returncode == 1 and "refusing to write" in inside.stderr
     assert (tiny_run / "train" / "model" / "model.safetensors").exists()
