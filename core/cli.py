@@ -350,7 +350,7 @@ def replacing(out_dir: str | os.PathLike, force: bool, *, keep: Iterable[str | o
 
     out = Path(out_dir)
     resolved = out.resolve()
-    check_output_folder(out)
+    check_output_folder(out, replaced=True)
     for given in keep:
         kept = Path(given).resolve()
         if _is_within(resolved, kept) or _is_within(kept, resolved):

@@ -278,7 +278,7 @@ def validate_config(
 
 def _layout_problems(data: dict[str, Any], raw: Any, base_dir: Path | None) -> list[tuple[str, str]]:
     """What a well-typed layout may still not say: no stage to run; an empty ``output_dir`` (which
-    would mean the config's own folder); an output folder that is a root, mount point or home."""
+    would mean the config's own folder); an output folder that is a root or home (or holds it)."""
     from .locking import output_problem
 
     problems = []

@@ -15,8 +15,8 @@ is only kept after a look through the folder finds no held lock inside it (a fol
 before may hold one). A process may lock folders inside the ones it holds (a stage inside its run).
 
 ``output_problem`` is the one check of what may be an output folder at all (``run``'s
-``output_dir``, ``tiny``, ``export``): never a filesystem root or mount point, nor the home folder
-or a folder holding it.
+``output_dir``, ``tiny``, ``export``): never a filesystem root, the home folder or a folder holding
+it; and no mount point for the commands that replace their folder whole (``tiny``, ``export``).
 """
 from __future__ import annotations
 
@@ -55,8 +55,10 @@ class FolderError(ValueError):
     """A folder a command may not write into or replace."""
 
 
-def output_problem(folder: str | os.PathLike) -> str | None:
-    """Why ``folder`` cannot be an output folder (a root, a mount point, home or above), or None."""
+def output_problem(folder: str | os.PathLike, *, replaced: bool = False) -> str | None:
+    """Why ``folder`` cannot be an output folder (a root, home or above; a mount point when the
+    command would ``replace`` the folder, as ``tiny`` and ``export --force`` do), or None. A run may
+    write into a mount point: a disk mounted for the run's output is a folder of its own."""
     path = Path(folder).expanduser().resolve()
     home = Path.home().expanduser().resolve()
     if path == Path(path.anchor):
@@ -65,14 +67,14 @@ def output_problem(folder: str | os.PathLike) -> str | None:
         return "the home folder"
     if path in home.parents:
         return f"a folder holding the home folder {home}"
-    if os.path.ismount(path):
+    if replaced and os.path.ismount(path):
         return "a mount point (the root of a file system)"
     return None
 
 
-def check_output_folder(folder: str | os.PathLike) -> None:
+def check_output_folder(folder: str | os.PathLike, *, replaced: bool = False) -> None:
     """Raise ``FolderError`` for a folder that ``output_problem`` refuses."""
-    problem = output_problem(folder)
+    problem = output_problem(folder, replaced=replaced)
     if problem:
         raise FolderError(f"{folder} is {problem}: refusing to write there; give a folder of its own inside it")
 
