@@ -87,15 +87,27 @@ def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | No
     Labels: Food101 the class name; Nutrition5K and FoodSeg103 a list of names.
     """
     from .benchmark import prediction_fields
+    from .cli import json_stdout
 
-    bench, name = _benchmark_for(_pm(ctx), benchmark)
-    try:
-        judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
-        records, scores = _score_file(predictions, judge, prediction_fields(bench))
-    except ValueError as exc:  # adamllm.io.DataError included
-        raise click.ClickException(_line_form(predictions, str(exc))) from None
-    aggregate = judge.aggregate(scores)
-    result = {
+    with json_stdout(as_json) as emit:
+        bench, name = _benchmark_for(_pm(ctx), benchmark)
+        try:
+            judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
+            records, scores = _score_file(predictions, judge, prediction_fields(bench))
+        except ValueError as exc:  # adamllm.io.DataError included
+            raise click.ClickException(_line_form(predictions, str(exc))) from None
+        aggregate = judge.aggregate(scores)
+        if as_json:
+            emit(json.dumps(_score_result(name, judge, records, aggregate, predictions), indent=2))
+            return
+    result = _score_result(name, judge, records, aggregate, predictions)
+    click.echo(f"{name}: {len(records)} records, scorer {judge.scorer} ({judge.version}), scores ×100")
+    for metric, value in result["scores"].items():
+        click.echo(f"  {metric:<16} {value:8.2f}  (n={result['counts'][metric]})")
+
+
+def _score_result(name: str, judge, records: list, aggregate: dict, predictions: str) -> dict:
+    return {
         "benchmark": name,
         "scorer": judge.scorer,
         "scorer_version": judge.version,
@@ -104,12 +116,6 @@ def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | No
         "counts": {m: aggregate[f"n_{m}"] for m in judge.metrics if f"n_{m}" in aggregate},
         "file": predictions,
     }
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    click.echo(f"{name}: {len(records)} records, scorer {judge.scorer} ({judge.version}), scores ×100")
-    for metric, value in result["scores"].items():
-        click.echo(f"  {metric:<16} {value:8.2f}  (n={result['counts'][metric]})")
 
 
 def _takes_source(pm, name: str) -> bool:
