@@ -171,6 +171,8 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16", "auto"]), help="Weights dtype.")
 @click.option("--device", help="cpu, cuda, cuda:1 or auto (with several processes, cuda means each its own GPU).")
 @click.option("--force", is_flag=True, help="Discard earlier predictions in the output folder.")
+@click.option("--allow-pickle-weights", is_flag=True,
+              help="Load pickle weights (pytorch_model.bin) of a checkpoint without safetensors (they can run code).")
 @click.option("--on-bad-record", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
               help="A bad sample (unscoreable label, unreadable image, ...): skip sets it aside in "
                    "OUT/<benchmark>/rejected.jsonl (counted as n_rejected, not scored); error stops, naming it.")
@@ -179,8 +181,8 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: str, limit: int | None,
                  out_dir: str | None, batch_size: int | None, scorer: str | None, seed: int,
                  max_new_tokens: int | None, data_root: str | None, sources: tuple[str, ...], min_pixels: int | None,
-                 max_pixels: int | None, dtype: str | None, device: str | None, force: bool, on_bad_record: str,
-                 quiet: bool) -> None:
+                 max_pixels: int | None, dtype: str | None, device: str | None, force: bool,
+                 allow_pickle_weights: bool, on_bad_record: str, quiet: bool) -> None:
     """Evaluate MODEL on benchmarks: batched greedy generation, per-sample JSONL, report files.
 
     Resumable (finished samples are skipped) and data parallel under `accelerate launch`.
@@ -209,6 +211,8 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
         backbone_options["dtype"] = dtype
     if device:
         backbone_options["device"] = per_process_device(device)
+    if allow_pickle_weights:
+        backbone_options["allow_pickle_weights"] = True
     try:
         adapter = spec.build(config_model(**backbone_options) if config_model else None)
     except ValueError as exc:  # pydantic's ValidationError: a bad option
