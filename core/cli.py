@@ -108,15 +108,16 @@ def json_stdout(enabled: bool = True) -> Iterator[Callable[[str], None]]:
     real = sys.stdout
     try:
         fd = real.fileno() if real is sys.__stdout__ else None
+        err = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
         fd = None
-    if fd is None:  # a replaced sys.stdout (click's test runner, a notebook)
+    if fd is None:  # a replaced sys.stdout or stderr (click's test runner, a notebook)
         with contextlib.redirect_stdout(sys.stderr):
             yield lambda text: click.echo(text, file=real)
         return
     real.flush()
     saved = os.dup(fd)
-    os.dup2(sys.stderr.fileno(), fd)
+    os.dup2(err, fd)
     try:
         with open(saved, "w", encoding="utf-8", closefd=False) as out:
             yield lambda text: (out.write(text + "\n"), out.flush())
