@@ -30,6 +30,8 @@ from adamllm.backbone import (
     unwrap_model,
 )
 
+from .checkpoints import CheckpointError, check_family, check_weights, family_matches, safe_from_pretrained
+
 LORA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -195,14 +197,12 @@ class VisionLanguageAdapter:
             kwargs["attn_implementation"] = cfg.attn_implementation
         if cfg.device == "auto":
             kwargs["device_map"] = "auto"
-        model = AutoModelForImageTextToText.from_pretrained(cfg.model, **kwargs)
+        self._checked_checkpoint()
+        model = safe_from_pretrained(AutoModelForImageTextToText.from_pretrained, cfg.model,
+                                     bool(getattr(cfg, "allow_pickle_weights", False)), **kwargs)
         model_type = model.config.model_type
-        if self.model_types:
-            matches = model_type in self.model_types
-        else:
-            matches = self.family.replace("_", "") in model_type.replace("_", "")
-        if not matches:
-            raise ValueError(
+        if not family_matches(self.family, model_type, self.model_types):
+            raise CheckpointError(
                 f"{cfg.model} is a {model_type!r} checkpoint, not {self.family!r}: "
                 f"select the matching backbone type"
             )
@@ -210,10 +210,22 @@ class VisionLanguageAdapter:
             model.to(cfg.device)
         return model
 
+    def _checked_checkpoint(self) -> Path:
+        """The local checkpoint folder, checked before the processor or the weights load from it: its
+        config's ``model_type`` is this family's, and its weights are safetensors unless the config
+        sets ``allow_pickle_weights`` (``adamllm.backbones.checkpoints``)."""
+        cfg = self.config
+        folder = local_checkpoint(cfg.model, cfg.revision)
+        if not getattr(self, "_checkpoint_ok", False):
+            check_family(folder, cfg.model, self.family, self.model_types)
+            check_weights(folder, cfg.model, bool(getattr(cfg, "allow_pickle_weights", False)))
+            self._checkpoint_ok = True
+        return folder
+
     def _load_processor(self):
         from .processors import load_processor
 
-        processor = load_processor(self.family, local_checkpoint(self.config.model, self.config.revision))
+        processor = load_processor(self.family, self._checked_checkpoint())
         self._apply_pixel_budget(processor.image_processor)
         return processor
 

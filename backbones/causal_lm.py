@@ -43,6 +43,7 @@ import torch
 from adamllm.backbone import IMAGE_PLACEHOLDER, BackboneConfig, BadSample, LabelPolicy
 
 from .adapter import _DTYPES, LORA_PROJECTIONS, VisionLanguageAdapter
+from .checkpoints import check_weights, safe_from_pretrained
 
 __all__ = ["CausalLMAdapter", "build_tiny_causal_lm", "image_text_model_type"]
 
@@ -116,6 +117,7 @@ class CausalLMAdapter(VisionLanguageAdapter):
             raise ValueError(f"{cfg.model} is an image-text checkpoint (model_type {model_type!r}), not a "
                              f"text-only causal LM: use the matching backbone type, {hint}, instead of "
                              f"{self.family!r}")
+        check_weights(Path(cfg.model), cfg.model, bool(getattr(cfg, "allow_pickle_weights", False)))
         self._checked = True
 
     def _load_model(self):
@@ -129,7 +131,8 @@ class CausalLMAdapter(VisionLanguageAdapter):
             kwargs["attn_implementation"] = cfg.attn_implementation
         if cfg.device == "auto":
             kwargs["device_map"] = "auto"
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+        model = safe_from_pretrained(AutoModelForCausalLM.from_pretrained, cfg.model,
+                                     bool(getattr(cfg, "allow_pickle_weights", False)), **kwargs)
         if cfg.device != "auto":
             model.to(cfg.device)
         return model

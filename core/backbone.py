@@ -76,6 +76,9 @@ class BackboneConfig(BaseModel):
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', or 'auto' (device_map=auto).")
     attn_implementation: Optional[str] = Field(None, description="e.g. 'sdpa', 'eager', 'flash_attention_2'.")
     trust_remote_code: bool = Field(False, description="Run code shipped with the checkpoint (off by default).")
+    allow_pickle_weights: bool = Field(
+        False, description="Load pickle weights (pytorch_model.bin, *.pt) when the checkpoint has no safetensors: "
+                           "a pickle can run code when loaded (off by default; safetensors only).")
     max_length: int = Field(4096, ge=16, description="Longer samples are dropped and counted.")
     tiny: Optional[Literal["tiny", "small"]] = Field(
         None, description="Offline demos/tests: build a random checkpoint of this size at `model` "

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 import click
 
 from . import __version__
-from .errors import friendly, internal
+from .errors import first_line, friendly, internal
 from .registry import PluginManager
 from .stages import KIND_TABLE, KINDS, STAGES
 
@@ -57,8 +57,10 @@ def _app(ctx: click.Context) -> App:
 
 
 @contextlib.contextmanager
-def one_error_path(verbose: Callable[[], bool]) -> Iterator[None]:
-    """The CLI's one error path: what an exception raised by a command (or while parsing) becomes."""
+def one_error_path(verbose: Callable[[], bool], plugins: Callable[[], PluginManager | None] = lambda: None
+                   ) -> Iterator[None]:
+    """The CLI's one error path: what an exception raised by a command (or while parsing) becomes.
+    An error from a third-party plugin's code names the plugin and its component."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -71,7 +73,58 @@ def one_error_path(verbose: Callable[[], bool]) -> Iterator[None]:
         if show:
             click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
         message = friendly(exc)
+        pm = plugins()
+        culprit = pm.blame(exc) if pm is not None else None
+        if culprit is not None:
+            message = _plugin_message(exc, *culprit, message, show)
         raise click.ClickException(message if message is not None else internal(exc, show)) from None
+
+
+def _plugin_message(exc: BaseException, info: Any, registered: Any, message: str | None, verbose: bool) -> str:
+    """One line for an error raised in (or by a result of) a third-party plugin's code."""
+    who = f"plugin {info.name!r} ({info.distribution} {info.version})"
+    if registered is not None:
+        component = f"{registered.spec.kind} {registered.spec.name!r}"
+        who += f", {component}"
+        if message is not None and message.startswith(component + ": "):
+            message = message[len(component) + 2:]
+    if message is not None:
+        return f"{who}: {message}"
+    detail = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
+    hint = "" if verbose else "-v shows the traceback; "
+    return (f"{who} failed: {detail} (a bug in the plugin: {hint}report it to its authors, or skip the plugin "
+            f"with ADAMLLM_DISABLE_PLUGINS={info.name})")
+
+
+@contextlib.contextmanager
+def json_stdout(enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """For a ``--json`` command: yields ``emit(text)``, the one writer to the real stdout, while
+    everything else written there (a plugin's ``print`` at import or in a hook or component) goes
+    to stderr, so stdout stays parseable. At the file-descriptor level when stdout is the
+    process's own, so that output from C code and child processes is moved too."""
+    if not enabled:
+        yield click.echo
+        return
+    real = sys.stdout
+    try:
+        fd = real.fileno() if real is sys.__stdout__ else None
+        err = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:  # a replaced sys.stdout or stderr (click's test runner, a notebook)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield lambda text: click.echo(text, file=real)
+        return
+    real.flush()
+    saved = os.dup(fd)
+    os.dup2(err, fd)
+    try:
+        with open(saved, "w", encoding="utf-8", closefd=False) as out:
+            yield lambda text: (out.write(text + "\n"), out.flush())
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _verbose_in(args: Iterable[str]) -> bool:
@@ -100,7 +153,8 @@ class PluginGroup(click.Group):
     def invoke(self, ctx: click.Context):
         if ctx.parent is not None:
             return super().invoke(ctx)
-        with one_error_path(lambda: bool(ctx.params.get("verbose"))):
+        with one_error_path(lambda: bool(ctx.params.get("verbose")),
+                            lambda: ctx.obj._pm if isinstance(ctx.obj, App) else None):
             return super().invoke(ctx)
 
     def _add_plugin_commands(self, ctx: click.Context) -> None:
@@ -155,12 +209,13 @@ def plugins() -> None:
 @click.pass_context
 def plugins_list(ctx: click.Context, as_json: bool) -> None:
     """List plugins: name, version, status and the components each contributes."""
-    pm = _app(ctx).plugins
-    _ = pm.registries  # collect components (a plugin whose hook fails is marked failed)
-    rows = [info.as_dict() for info in pm.plugins.values()]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+    with json_stdout(as_json) as emit:
+        pm = _app(ctx).plugins
+        _ = pm.registries  # collect components (a plugin whose hook fails is marked failed)
+        rows = [info.as_dict() for info in pm.plugins.values()]
+        if as_json:
+            emit(json.dumps(rows, indent=2))
+            return
     for row in rows:
         status = row["status"] + (f": {row['error']}" if row["error"] else "")
         click.echo(f"{row['name']}  {row['distribution']} {row['version']}  [{status}]")
@@ -182,7 +237,16 @@ def components() -> None:
 @click.pass_context
 def components_list(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     """List components with their provider and description."""
-    pm = _app(ctx).plugins
+    with json_stdout(as_json) as emit:
+        rows = _component_rows(_app(ctx).plugins, kind)
+        if as_json:
+            emit(json.dumps(rows, indent=2))
+            return
+    for row in rows:
+        click.echo(f"{row['kind']:<12} {row['name']:<16} {row['provider']:<24} {row['description']}")
+
+
+def _component_rows(pm: PluginManager, kind: str | None) -> list[dict[str, Any]]:
     rows = []
     for k in [kind] if kind else KINDS:
         for name, registered in sorted(pm.components(k).items()):
@@ -200,11 +264,7 @@ def components_list(ctx: click.Context, kind: str | None, as_json: bool) -> None
                 row["benchmarks"] = list(spec.benchmarks)
                 row["sources"] = [s.name for s in spec.sources]
             rows.append(row)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        click.echo(f"{row['kind']:<12} {row['name']:<16} {row['provider']:<24} {row['description']}")
+    return rows
 
 
 # -- config and run -------------------------------------------------------------------------
@@ -318,12 +378,13 @@ def inspect_run(ctx: click.Context, run_dir: str, as_json: bool, sample: int, se
     """Write RUN_DIR/card.html: counts per stage, length histograms, sampled records, overlap with benchmarks."""
     from .card import write_card
 
-    card, path = write_card(run_dir, _app(ctx).plugins, sample=sample, seed=seed, config=config_file,
-                            against=against, threshold=threshold, overlap=not no_overlap, workers=workers)
-    overlap = card.numbers["overlap"]
-    checked = overlap["status"] in ("checked", "skipped")
-    said = f" ({overlap['message']})" if checked else ""
-    click.echo(json.dumps(card.numbers, indent=2) if as_json else f"wrote {path}{said}")
+    with json_stdout(as_json) as emit:
+        card, path = write_card(run_dir, _app(ctx).plugins, sample=sample, seed=seed, config=config_file,
+                                against=against, threshold=threshold, overlap=not no_overlap, workers=workers)
+        overlap = card.numbers["overlap"]
+        checked = overlap["status"] in ("checked", "skipped")
+        said = f" ({overlap['message']})" if checked else ""
+        emit(json.dumps(card.numbers, indent=2) if as_json else f"wrote {path}{said}")
     if not checked:
         click.echo(f"warning: {overlap['message']}", err=True)
 

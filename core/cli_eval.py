@@ -87,15 +87,27 @@ def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | No
     Labels: Food101 the class name; Nutrition5K and FoodSeg103 a list of names.
     """
     from .benchmark import prediction_fields
+    from .cli import json_stdout
 
-    bench, name = _benchmark_for(_pm(ctx), benchmark)
-    try:
-        judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
-        records, scores = _score_file(predictions, judge, prediction_fields(bench))
-    except ValueError as exc:  # adamllm.io.DataError included
-        raise click.ClickException(_line_form(predictions, str(exc))) from None
-    aggregate = judge.aggregate(scores)
-    result = {
+    with json_stdout(as_json) as emit:
+        bench, name = _benchmark_for(_pm(ctx), benchmark)
+        try:
+            judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
+            records, scores = _score_file(predictions, judge, prediction_fields(bench))
+        except ValueError as exc:  # adamllm.io.DataError included
+            raise click.ClickException(_line_form(predictions, str(exc))) from None
+        aggregate = judge.aggregate(scores)
+        if as_json:
+            emit(json.dumps(_score_result(name, judge, records, aggregate, predictions), indent=2))
+            return
+    result = _score_result(name, judge, records, aggregate, predictions)
+    click.echo(f"{name}: {len(records)} records, scorer {judge.scorer} ({judge.version}), scores ×100")
+    for metric, value in result["scores"].items():
+        click.echo(f"  {metric:<16} {value:8.2f}  (n={result['counts'][metric]})")
+
+
+def _score_result(name: str, judge, records: list, aggregate: dict, predictions: str) -> dict:
+    return {
         "benchmark": name,
         "scorer": judge.scorer,
         "scorer_version": judge.version,
@@ -104,12 +116,6 @@ def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | No
         "counts": {m: aggregate[f"n_{m}"] for m in judge.metrics if f"n_{m}" in aggregate},
         "file": predictions,
     }
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    click.echo(f"{name}: {len(records)} records, scorer {judge.scorer} ({judge.version}), scores ×100")
-    for metric, value in result["scores"].items():
-        click.echo(f"  {metric:<16} {value:8.2f}  (n={result['counts'][metric]})")
 
 
 def _takes_source(pm, name: str) -> bool:
@@ -165,6 +171,8 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16", "auto"]), help="Weights dtype.")
 @click.option("--device", help="cpu, cuda, cuda:1 or auto (with several processes, cuda means each its own GPU).")
 @click.option("--force", is_flag=True, help="Discard earlier predictions in the output folder.")
+@click.option("--allow-pickle-weights", is_flag=True,
+              help="Load pickle weights (pytorch_model.bin) of a checkpoint without safetensors (they can run code).")
 @click.option("--on-bad-record", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
               help="A bad sample (unscoreable label, unreadable image, ...): skip sets it aside in "
                    "OUT/<benchmark>/rejected.jsonl (counted as n_rejected, not scored); error stops, naming it.")
@@ -173,8 +181,8 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: str, limit: int | None,
                  out_dir: str | None, batch_size: int | None, scorer: str | None, seed: int,
                  max_new_tokens: int | None, data_root: str | None, sources: tuple[str, ...], min_pixels: int | None,
-                 max_pixels: int | None, dtype: str | None, device: str | None, force: bool, on_bad_record: str,
-                 quiet: bool) -> None:
+                 max_pixels: int | None, dtype: str | None, device: str | None, force: bool,
+                 allow_pickle_weights: bool, on_bad_record: str, quiet: bool) -> None:
     """Evaluate MODEL on benchmarks: batched greedy generation, per-sample JSONL, report files.
 
     Resumable (finished samples are skipped) and data parallel under `accelerate launch`.
@@ -203,6 +211,8 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
         backbone_options["dtype"] = dtype
     if device:
         backbone_options["device"] = per_process_device(device)
+    if allow_pickle_weights:
+        backbone_options["allow_pickle_weights"] = True
     try:
         adapter = spec.build(config_model(**backbone_options) if config_model else None)
     except ValueError as exc:  # pydantic's ValidationError: a bad option

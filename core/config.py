@@ -122,10 +122,50 @@ def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = Fals
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+#: Deepest nesting of mappings and lists a config (or an override's value) may have: real configs
+#: use under ten levels; far deeper input would exhaust Python's recursion limit in the YAML
+#: composer, copies and validation (a RecursionError naming nothing).
+MAX_DEPTH = 64
+
+
+def _too_deep(text: str) -> int | None:
+    """The line (1-based) where ``text`` nests deeper than ``MAX_DEPTH``, else None. Reads parser
+    events, which PyYAML produces without recursion, so any depth is measured safely."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return event.start_mark.line + 1
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return None
+
+
+def _parse_yaml(text: str, loader: type = _UniqueKeyLoader) -> Any:
+    """``text`` parsed; a ``yaml.YAMLError`` for input nested deeper than ``MAX_DEPTH``."""
+    line = _too_deep(text)
+    if line is not None:
+        raise yaml.YAMLError(f"line {line}: nested more than {MAX_DEPTH} levels deep (mappings and lists)")
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; a ``ConfigError`` naming the line and column of the first byte that is not."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([(f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {column}); "
+                                            f"save the file as UTF-8")], str(path)) from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        data = _parse_yaml(_read_text(path))
     except FileNotFoundError:
         raise ConfigError([("(file)", f"no such file: {path}")], str(path)) from None
     except yaml.YAMLError as exc:
@@ -149,10 +189,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, sep, text = item.partition("=")
         parts = key.strip().split(".")
         if not sep or not all(parts):
-            problems.append((item, "expected KEY=VALUE, e.g. trainer.learning_rate=2e-5"))
+            problems.append((item[:80], "expected KEY=VALUE, e.g. trainer.learning_rate=2e-5"))
+            continue
+        if len(parts) > MAX_DEPTH:
+            problems.append((key[:80] + "...", f"more than {MAX_DEPTH} levels deep"))
             continue
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = _parse_yaml(text, yaml.SafeLoader) if text.strip() else ""
         except yaml.YAMLError as exc:
             problems.append((key, f"value is not valid YAML: {exc}"))
             continue

@@ -43,8 +43,16 @@ def _coerce(model: type, value: Any, where: str) -> Any:
         raise StageError(f"{where} returned an invalid {model.__name__}: {exc}") from None
 
 
+def _iterable(returned: Any, component: Any, method: str) -> Any:
+    """What a component's method returned, refused in one line when it is not a sequence of results."""
+    if returned is None or isinstance(returned, (str, bytes, dict)) or not hasattr(returned, "__iter__"):
+        raise StageError(f"{type(component).__name__}.{method} returned {type(returned).__name__}; it must "
+                         f"return a list (one result per record, in order)")
+    return returned
+
+
 def _results(component: Any, method: str, batch: Sequence, ctx) -> list:
-    results = list(getattr(component, method)(batch, ctx))
+    results = list(_iterable(getattr(component, method)(batch, ctx), component, method))
     if len(results) != len(batch):
         raise StageError(f"{type(component).__name__}.{method} returned {len(results)} results for "
                          f"{len(batch)} records; it must return one per record, in order")
@@ -358,7 +366,7 @@ def _compose(ctx) -> dict:
         pair_stats = PairStats(quarantine=quarantine)
         pairs = _unique_pairs(ctx, pair_stats, quarantine)  # images: synthesize decoded them
         examples = (_coerce(TrainingExample, e, f"{name}.compose")
-                    for e in composer.compose(pairs, triplets, verdicts, ctx))
+                    for e in _iterable(composer.compose(pairs, triplets, verdicts, ctx), composer, "compose"))
         images = ImageFolder(ctx.stage_dir, ctx.pair_images_root())  # the mix's own images/, paths relative
         count = write_jsonl(ctx.output_path(), images.relocate(examples))
     if count == 0:

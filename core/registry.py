@@ -320,6 +320,75 @@ class PluginManager:
     def failed(self) -> list[PluginInfo]:
         return [i for i in self.plugins.values() if i.status == "failed"]
 
+    def blame(self, exc: BaseException) -> tuple[PluginInfo, Registered | None] | None:
+        """The third-party plugin (and its component, when known) an error came from, or None.
+
+        Read from the traceback, innermost frame first (then the exceptions it was raised from): a
+        frame running a third-party component or spec built by ``ComponentSpec.build``, or a frame
+        in a third-party plugin's package. An error adamllm raised outside plugin code is adamllm's."""
+        if self._registries is None:
+            return None
+        third = [r for registry in self._registries.values() for r in registry.values() if not r.plugin.builtin]
+        packages: dict[str, PluginInfo] = {}
+        for info in self.plugins.values():
+            if not info.builtin and info.status != "disabled" and info.module:
+                packages.setdefault(info.module.split(":")[0].split(".")[0], info)
+        for registered in third:
+            for target in (registered.spec.factory, registered.spec.config):
+                module = target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", None)
+                if module:
+                    packages.setdefault(module.split(".")[0], registered.plugin)
+        for name in ("adamllm", "builtins"):
+            packages.pop(name, None)
+        by_spec = {id(r.spec): r for r in third}
+        link: BaseException | None = exc
+        while link is not None:
+            found = _blame_frames(link, packages, by_spec, third, from_adamllm=link is exc)
+            if found is not None:
+                return found
+            link = link.__cause__
+        return None
+
+
+def _blame_frames(exc: BaseException, packages: dict[str, PluginInfo], by_spec: dict[int, Registered],
+                  third: list[Registered], from_adamllm: bool) -> tuple[PluginInfo, Registered | None] | None:
+    from .errors import is_adamllm_error
+    from .specs import BUILT, ComponentSpec
+
+    def registered(value: Any) -> Registered | None:
+        try:
+            spec = value if isinstance(value, ComponentSpec) else BUILT.get(value)
+        except TypeError:  # unhashable
+            return None
+        return by_spec.get(id(spec)) if spec is not None else None
+
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    exact: tuple[int, Registered] | None = None
+    hit: tuple[int, PluginInfo, str] | None = None
+    for depth, frame in enumerate(reversed(frames)):
+        if exact is None:
+            found = registered(frame.f_locals.get("self")) or registered(frame.f_locals.get("component"))
+            exact = (depth, found) if found is not None else None
+        module = str(frame.f_globals.get("__name__", ""))
+        if hit is None and module.split(".")[0] in packages:
+            hit = (depth, packages[module.split(".")[0]], module)
+    if exact is None and hit is None:
+        return None
+    raised_there = (exact is not None and exact[0] == 0) or (hit is not None and hit[0] == 0)
+    if from_adamllm and is_adamllm_error(exc) and not raised_there:
+        return None  # adamllm's own error, raised in code the plugin called: its message says it all
+    if exact is not None:
+        return exact[1].plugin, exact[1]
+    _, info, module = hit
+    mine = [r for r in third if r.plugin is info]
+    same_module = [r for r in mine if isinstance(r.spec.factory, str) and r.spec.factory.partition(":")[0] == module]
+    pick = same_module if len(same_module) == 1 else mine
+    return info, pick[0] if len(pick) == 1 else None
+
 
 _default: PluginManager | None = None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -58,7 +59,19 @@ class ComponentSpec:
 
     def build(self, config: Any = None) -> Any:
         factory = self.load_factory()
-        return factory(config) if self.config is not None else factory()
+        component = factory(config) if self.config is not None else factory()
+        if component is None:
+            target = self.factory if isinstance(self.factory, str) else getattr(self.factory, "__qualname__", "factory")
+            raise ValueError(f"{self.kind} {self.name!r}: its factory {target} returned None instead of the component")
+        try:  # remembered, so that an error inside it can name its plugin (PluginManager.blame)
+            BUILT[component] = self
+        except TypeError:  # not weak-referenceable or not hashable: found by its module instead
+            pass
+        return component
+
+
+#: Every component built by ``ComponentSpec.build`` -> its spec (held weakly).
+BUILT: "weakref.WeakKeyDictionary[Any, ComponentSpec]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
