@@ -31,7 +31,7 @@ import torch
 from adamllm.backbone import unwrap_model
 
 from .batching import epoch_batches, padding_fraction, real_tokens, shard
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, reported_writes, save_checkpoint
 from .config import SFTConfig
 from .data import load_records, training_input
 from .loss import LabelledLM
@@ -272,8 +272,9 @@ class SFTTrainer:
         if cfg.trackers:
             accelerator.end_training()
         if accelerator.is_main_process:
-            self._write_outputs(adapter, accelerator.unwrap_model(run.prepared).model, out, state, run.summary,
-                                backbone)
+            with reported_writes("the trained model", out, then=" (it resumes from the last checkpoint, if any)"):
+                self._write_outputs(adapter, accelerator.unwrap_model(run.prepared).model, out, state, run.summary,
+                                    backbone)
         accelerator.wait_for_everyone()
         return run.summary
 
