@@ -93,7 +93,8 @@ def test_synthesize_sets_aside_fifo_loop_and_broken_unicode_pairs_and_goes_on(bu
                            "filter": {"type": "testing_overlap"}, "composer": {"type": "testing_caption_task"}},
                           builtin_plugin_manager, base_dir=tmp_path)
     summary = run_pipeline(cfg, builtin_plugin_manager, echo=lambda _: None)
-    entries = [json.loads(line) for line in (tmp_path / "out" / "synthesize" / "rejected.jsonl").read_text().splitlines()]
+    rejected = tmp_path / "out" / "synthesize" / "rejected.jsonl"
+    entries = [json.loads(line) for line in rejected.read_text().splitlines()]
     assert [(e["where"], e["kind"]) for e in entries] == [
         (f"{pairs}:2", "bad_image"), (f"{pairs}:4", "symlink_loop"), (f"{pairs}:5", "symlink_loop"),
         (f"{pairs}:6", "bad_record")]
@@ -111,7 +112,8 @@ def test_a_json_array_with_a_broken_unicode_record_loses_only_that_record(tmp_pa
     problems = []
     records = list(iter_records(path, on_error=lambda where, message: problems.append((where, message))))
     assert [r["caption"] for _, r in records] == ["fine", "emoji \U0001F600"]
-    assert problems == [(f"{path}:2", "text is not valid Unicode: an unpaired surrogate \\udc00 (a broken UTF-16 escape)")]
+    assert problems == [(f"{path}:2",
+                         "text is not valid Unicode: an unpaired surrogate \\udc00 (a broken UTF-16 escape)")]
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ def namespaces_allowed() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not namespaces_allowed(),
-                                                   reason="needs unprivileged user+mount namespaces (unshare -rm) for a small tmpfs")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not namespaces_allowed(), reason="needs unprivileged user+mount namespaces (unshare -rm) for a small tmpfs")]
 
 
 def config_text(model, data) -> str:

@@ -111,3 +111,68 @@ def test_weights_are_checked_before_any_write():
     check_weights(model, "checkpoint step-1")
     with pytest.raises(NonFiniteError, match=r"step 4 \(epoch 2\): the gradient norm is inf"):
         check_grad_norm(torch.tensor(float("inf")), "step 4 (epoch 2)")
+
+
+BENCHMARKS = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
+
+
+class _Shaky:
+    """Answers every question; its answer to 'Is it enlarged?' (sample '1' of the fixture) is
+    'undefined', which the scorer below cannot score."""
+
+    family = "shaky"
+
+    def generate(self, conversations, images, settings=None):
+        return ["undefined" if "enlarged" in c[-1]["content"] else "yes" for c in conversations]
+
+
+def _nan_scoring_slake(nan_on):
+    """The real slake benchmark, its real scorer, except that a record for which ``nan_on(record)``
+    holds scores NaN (as a plugin scorer dividing by zero would)."""
+    from adamllm.benchmark import SampleScore
+    from adamllm.domains.benchmarks import BENCHMARK_CLASSES, LayoutBenchmarkConfig
+    from adamllm.evaluation import EvalTask
+
+    base = BENCHMARK_CLASSES["slake"]
+
+    class NanSlake(base):
+        def get_scorer(self, scorer=None, seed=0):
+            real = super().get_scorer(scorer, seed) if scorer else super().get_scorer(seed=seed)
+
+            class Scorer:
+                benchmark, scorer, version, metrics = real.benchmark, real.scorer, real.version, real.metrics
+
+                def score_sample(self, record, index=0):
+                    score = real.score_sample(record, index)
+                    return SampleScore(score.metric, math.nan) if nan_on(record) else score
+
+                aggregate = staticmethod(real.aggregate)
+
+            return Scorer()
+
+    return EvalTask(NanSlake(LayoutBenchmarkConfig(source=str(BENCHMARKS / "slake"))), base.domain)
+
+
+def test_a_nan_score_is_never_saved_as_a_result(tmp_path):
+    from adamllm.benchmark import ScoreError
+    from adamllm.evaluation import evaluate
+
+    with pytest.raises(ScoreError, match=r"^benchmark 'slake', scorer 'legacy': sample '1' was scored "
+                                         r"SampleScore\(metric='closed_accuracy', value=nan\); a score must be a finite"):
+        evaluate(_Shaky(), [_nan_scoring_slake(lambda r: r["prediction"] == "undefined")], tmp_path, model_name="m", progress=False)
+    assert not (tmp_path / "report.json").exists()
+    saved = (tmp_path / "slake" / "predictions.jsonl").read_text() if (tmp_path / "slake").exists() else ""
+    assert "NaN" not in saved
+
+
+def test_a_sample_the_scorer_cannot_score_is_set_aside_before_generation(tmp_path):
+    """Checked with an empty answer before anything is generated: a NaN there is a bad label."""
+    from adamllm.evaluation import evaluate
+
+    unscorable = _nan_scoring_slake(lambda r: r["id"] == "2" and r["prediction"] == "")
+    report = evaluate(_Shaky(), [unscorable], tmp_path, model_name="m", progress=False, on_bad_record="skip")
+    result = report["benchmarks"]["slake"]
+    assert result["n_samples"] == 3 and result["n_rejected"] == 1
+    assert result["scores"] and all(math.isfinite(v) for v in result["scores"].values())
+    [entry] = [json.loads(line) for line in (tmp_path / "slake" / "rejected.jsonl").read_text().splitlines()]
+    assert entry["kind"] == "bad_label" and entry["id"] == "2" and "value=nan" in entry["reason"]
