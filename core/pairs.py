@@ -261,6 +261,17 @@ def _takes_image_root(read: Callable[..., Any]) -> bool:
     return any(p.name == "image_root" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+def _encodable(*texts: str | None) -> bool:
+    """Every text can be written as UTF-8 (core's reader rejects lone surrogates itself: ``adamllm.io``)."""
+    try:
+        for text in texts:
+            if text is not None and not text.isascii():
+                text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[..., Any] | None = None,
                *, image_root: str | Path | None = None, limit: int | None = None,
                stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
@@ -285,6 +296,12 @@ def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[...,
             except Exception as exc:  # pydantic.ValidationError
                 raise DataError(f"{where}: the {format} reader gave an invalid pair: {exc}") from None
         pair.where = pair.where or where
+        if not _encodable(pair.caption, pair.instruction, pair.image, pair.id):  # a plugin reader's text
+            problem = f"{where}: text is not valid Unicode (an unpaired surrogate)"
+            if stats is None:
+                raise DataError(problem)
+            stats.bad(where, problem.removeprefix(f"{where}: "))
+            continue
         yield where, pair
         if limit is not None and count >= limit:
             return  # before the reader reads (and counts) one more

@@ -176,3 +176,22 @@ def test_inspect_names_loops_fifos_and_broken_records_and_checks_the_rest(tmp_pa
         "p/pairs.jsonl:4: text is not valid Unicode: an unpaired surrogate \\ud800 (a broken UTF-16 escape)"]
     # the FIFO is one unreadable image; every composed image is still found as a copy of its pair's image
     assert overlap["train_unreadable"] == 1 and overlap["exact_pairs"] == len(composed) >= 1
+
+
+def test_a_plugin_readers_pair_with_broken_unicode_is_set_aside_naming_its_line(tmp_path):
+    from adamllm.pairs import PairStats, read_pairs
+    from adamllm.quarantine import Quarantine
+    from adamllm.records import ImageCaptionPair
+
+    source = tmp_path / "recipes.txt"
+    source.write_text("two recipes\n")
+
+    def reader(path, stats=None):  # a domain's own reader: its text never went through core's JSON reader
+        yield f"{path}:1", ImageCaptionPair(id="a", image=str(tmp_path / "a.png"), caption="Soup \ud800.")
+        yield f"{path}:2", ImageCaptionPair(id="b", image=str(tmp_path / "b.png"), caption="Bread.")
+
+    with Quarantine(tmp_path / "rejected.jsonl") as quarantine:
+        pairs = [pair.id for _, pair in read_pairs(source, "recipes", reader, stats=PairStats(quarantine=quarantine))]
+    assert pairs == ["b"]
+    [entry] = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert entry["where"] == f"{source}:1" and "not valid Unicode" in entry["reason"]
