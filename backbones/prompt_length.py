@@ -31,9 +31,11 @@ def image_size(source: Any, root: str | os.PathLike | None = None) -> tuple[int,
         with Image.open(io.BytesIO(bytes(source))) as image:
             width, height = image.size
         return height, width
+    from adamllm.images import open_regular
+
     from .adapter import confined
 
-    with Image.open(confined(source, root)) as image:
+    with open_regular(confined(source, root)) as handle, Image.open(handle) as image:  # a FIFO would hang
         width, height = image.size
     return height, width
 

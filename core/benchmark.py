@@ -6,6 +6,7 @@ Import-light: no torch here.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple, Protocol, runtime_checkable
 
@@ -85,6 +86,47 @@ def prediction_fields(benchmark: Any) -> tuple[str, ...]:
     """The fields every prediction record of ``benchmark`` needs: its ``prediction_fields``
     attribute, else ``DEFAULT_PREDICTION_FIELDS``."""
     return tuple(getattr(benchmark, "prediction_fields", None) or DEFAULT_PREDICTION_FIELDS)
+
+
+class ScoreError(ValueError):
+    """A scorer gave a score that is not a finite number in [0, 1]: never written or averaged."""
+
+
+class CheckedScorer:
+    """A benchmark's scorer whose every score and aggregate is checked before it is used.
+
+    One NaN sample score (a plugin scorer dividing by an empty label list, say) makes the
+    benchmark's mean NaN, and ``json.dumps`` writes it as ``NaN``, which is not even JSON: the
+    report would look finished and hold no result. A bad sample score is a ``ScoreError`` (a
+    ``ValueError``: before generation the evaluator sets that sample aside as a bad label; after,
+    it stops naming the scorer and the sample); other attributes are the scorer's own."""
+
+    def __init__(self, judge: Any, benchmark: str) -> None:
+        self._judge, self._benchmark = judge, benchmark
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._judge, name)
+
+    def _who(self) -> str:
+        return f"benchmark {self._benchmark!r}, scorer {getattr(self._judge, 'scorer', type(self._judge).__name__)!r}"
+
+    def score_sample(self, record: dict, index: int = 0) -> SampleScore:
+        score = self._judge.score_sample(record, index)
+        try:
+            value = float(score[1])
+        except (TypeError, ValueError, IndexError):
+            value = math.nan
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ScoreError(f"{self._who()}: sample {record.get('id', index)!r} was scored {score!r}; a score must "
+                             f"be a finite number in [0, 1]")
+        return score
+
+    def aggregate(self, scores: list[SampleScore]) -> dict:
+        result = self._judge.aggregate(scores)
+        bad = {k: v for k, v in result.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:
+            raise ScoreError(f"{self._who()}: aggregate gave {bad}; no result with a NaN or infinite score is saved")
+        return result
 
 
 def mean_by_metric(scores: Iterable[SampleScore], metrics: Iterable[str]) -> dict[str, float | int]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .io import iter_records, resolve_under
+from .io import SymlinkLoopError, iter_records, resolve_under
 
 #: Perceptual hashes by file content, kept in the run directory so a rerun only decodes new images.
 HASH_CACHE = ".card_hashes.jsonl"
@@ -241,9 +241,12 @@ def benchmark_images(section: Any, pm: Any) -> list[Any]:
     return list(refs.values())
 
 
-def against_images(path: Path) -> list[Any]:
+def against_images(path: Path, problems: list[str] | None = None) -> list[Any]:
     """``--against``: a folder (every image file under it), a benchmark file (JSONL or JSON array
-    whose records name an ``image``/``images`` under the file's folder) or one image file."""
+    whose records name an ``image``/``images`` under the file's folder) or one image file. A bad
+    record of the file (malformed, broken Unicode, an image path that is a symlink loop) is named
+    in ``problems`` and the rest is checked: one record must not cancel the whole check."""
+    problems = problems if problems is not None else []
     from .overlap import ImageRef
 
     group = f"--against {path}"
@@ -255,11 +258,15 @@ def against_images(path: Path) -> list[Any]:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return [ImageRef(str(path), str(path), group)]
     refs: dict[str, ImageRef] = {}
-    for where, record in iter_records(path):
+    for where, record in iter_records(path, on_error=lambda at, message: problems.append(f"{at}: {message}")):
         images = record.get("images", record.get("image"))
         for image in [images] if isinstance(images, str) else images if isinstance(images, list) else []:
             if isinstance(image, str):
-                full = str(resolve_under(path.parent, image))
+                try:
+                    full = str(resolve_under(path.parent, image))
+                except SymlinkLoopError as exc:
+                    problems.append(f"{where}: {exc}")
+                    continue
                 refs.setdefault(full, ImageRef(full, full, group)).samples.append(str(record.get("id", where)))
     if not refs:
         raise ValueError(f"--against {path}: no image paths in its records (expected 'image' or 'images')")
@@ -294,7 +301,7 @@ def overlap_section(run_dir: Path, pm: Any, layout: RunLayout, mix: Path | None,
     groups: dict[str, list] = {}
     problems: list[str] = []
     for path in against:
-        refs = against_images(Path(path))
+        refs = against_images(Path(path), problems)
         if refs:
             groups[refs[0].group] = refs
     sections, errors = benchmark_sections(layout, run_dir, pm) if layout.benchmarks_known else ([], [])

@@ -86,13 +86,14 @@ def score(ctx: click.Context, benchmark: str, predictions: str, scorer: str | No
     Fields: answer_type (OPEN/CLOSED) for slake, pathvqa, vqa_rad; A, B, C, D for pmc_vqa; optional id.
     Labels: Food101 the class name; Nutrition5K and FoodSeg103 a list of names.
     """
-    from .benchmark import prediction_fields
+    from .benchmark import CheckedScorer, prediction_fields
     from .cli import json_stdout
 
     with json_stdout(as_json) as emit:
         bench, name = _benchmark_for(_pm(ctx), benchmark)
         try:
             judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
+            judge = CheckedScorer(judge, name)  # no NaN score is saved
             records, scores = _score_file(predictions, judge, prediction_fields(bench))
         except ValueError as exc:  # adamllm.io.DataError included
             raise click.ClickException(_line_form(predictions, str(exc))) from None

@@ -1,8 +1,9 @@
 """Opening images defensively and turning any PIL image into faithful RGB.
 
 ``open_image`` decodes a PIL image, encoded bytes or a path completely and refuses what would
-otherwise give a traceback deep inside a processor or silently odd pixels: files that are not
-images, truncated or empty files, decompression bombs and extreme aspect ratios. Every refusal is a
+otherwise give a traceback deep inside a processor, a hang or silently odd pixels: anything but a
+regular file (a FIFO would block forever), files that are not images, truncated or empty files,
+decompression bombs and extreme aspect ratios. Every refusal is a
 ``BadImage`` (a ``DataError``, so a ``ValueError``) whose message names the file.
 
 ``to_rgb`` converts by value range rather than by PIL's ``convert("RGB")`` alone, which clips
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from .io import DataError
@@ -121,17 +121,43 @@ def open_image(source: Any):
         if not data:
             raise BadImage(f"{label}: empty file (0 bytes)")
         return _decode(io.BytesIO(data), label)
-    path = Path(source)
+    with open_regular(source) as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise BadImage(f"{label}: empty file (0 bytes)")
+        return _decode(handle, label)
+
+
+def open_regular(path: str | os.PathLike):
+    """``path`` opened for binary reading, refused (``BadImage``) unless it is a regular file.
+
+    Opened non-blocking and checked on the open descriptor: a FIFO named as an image would block
+    a plain ``open`` forever (no writer ever comes), and a device or socket never ends; checking
+    the descriptor rather than the name leaves no window for the file to be swapped in between.
+    A symlink loop, a missing file and a folder are refused the same way, naming the file."""
+    import errno
+    import stat
+
+    label = str(path)
     try:
-        handle = open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError as exc:
         raise BadImage(f"{label}: no such file") from exc
     except IsADirectoryError as exc:
         raise BadImage(f"{label}: a directory, not an image file") from exc
-    with handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            raise BadImage(f"{label}: empty file (0 bytes)")
-        return _decode(handle, label)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadImage(f"{label}: a symlink loop, not an image file") from exc
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise BadImage(f"{label}: {kind}, not an image file")
+    if hasattr(os, "O_NONBLOCK"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _decode(handle, label: str):

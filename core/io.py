@@ -2,6 +2,7 @@
 root-confined paths."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -19,10 +20,20 @@ class PathEscapeError(DataError):
     pass
 
 
+class SymlinkLoopError(DataError):
+    """A path whose symlinks point back at themselves: it names nothing that can be read."""
+
+
 def resolve_under(root: str | Path, relative: str | Path) -> Path:
-    """``root / relative``, refusing absolute paths and ``..`` that leave ``root``."""
+    """``root / relative``, refusing absolute paths and ``..`` that leave ``root``, and symlink
+    loops (``SymlinkLoopError``: Python 3.11 raises RuntimeError there, later ones OSError)."""
     root = Path(root).resolve()
-    candidate = (root / relative).resolve()
+    try:
+        candidate = (root / relative).resolve()
+    except (RuntimeError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            raise
+        raise SymlinkLoopError(f"path {str(relative)!r} under {str(root)!r} is a symlink loop") from None
     if candidate != root and root not in candidate.parents:
         raise PathEscapeError(f"path {str(relative)!r} escapes its root {str(root)!r}")
     return candidate
@@ -58,6 +69,9 @@ def iter_records(path: str | Path, model: type[T] | None = None, *, tolerant: bo
         on_error(where, message)
 
     for where, data in rows:
+        if isinstance(data, _Unusable):
+            bad(where, data.message)
+            continue
         if not isinstance(data, dict):
             bad(where, f"expected a JSON object, got {type(data).__name__}")
             continue
@@ -78,6 +92,29 @@ def read_records(path: str | Path, model: type[T] | None = None) -> list[T | dic
 
 
 _BOM = b"\xef\xbb\xbf"
+#: A JSON escape of a UTF-16 surrogate (``\ud800``..``\udfff``): valid JSON, but alone (unpaired)
+#: it decodes to a str that no UTF-8 writer, tokenizer or hash accepts. Searched on the raw text
+#: first, so only the rare record with such an escape is checked further.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class _Unusable:
+    """A row that parsed but cannot be used; ``iter_records`` reports it like a malformed one."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _unpaired_surrogate(data: Any) -> _Unusable | None:
+    """Why ``data`` (parsed JSON) cannot be written back as UTF-8, or None: a lone surrogate."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start]) if exc.start < len(exc.object) else 0
+        return _Unusable(f"text is not valid Unicode: an unpaired surrogate \\u{code:04x} (a broken "
+                         f"UTF-16 escape)")
+    return None
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -134,6 +171,8 @@ def _jsonl_rows(path: Path, tolerant: bool, on_error: Callable[[str, str], None]
                     raise DataError(f"{where}: invalid JSON: {exc.msg}") from None
                 on_error(where, f"invalid JSON: {exc.msg}")
                 continue
+            if not tolerant and _SURROGATE_ESCAPE_BYTES.search(raw):  # tolerant: our own output files
+                data = _unpaired_surrogate(data) or data
             yield where, data
 
 
@@ -172,6 +211,8 @@ def _array_rows(path: Path) -> Iterator[tuple[str, Any]]:
                 data, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
                 raise fail(exc.pos, f"invalid JSON: {exc.msg}") from None
+            if _SURROGATE_ESCAPE.search(text, pos, end):
+                data = _unpaired_surrogate(data) or data
             yield where(pos), data
             pos = _WHITESPACE.match(text, end).end()
             separator = text[pos:pos + 1]

@@ -103,7 +103,10 @@ def _content(source: Any) -> bytes | None:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
-        return Path(source).read_bytes()
+        from .images import open_regular
+
+        with open_regular(source) as handle:  # a FIFO or device is refused, not read forever
+            return handle.read()
     return None  # a decoded PIL image: no file to hash
 
 
@@ -187,6 +190,9 @@ def hash_images(refs: list[ImageRef], cache: HashCache | None = None, workers: i
             data = _content(item.ref.source)
         except OSError as exc:
             item.error = f"{item.ref.label}: {exc.strerror or exc}"
+            continue
+        except ValueError as exc:  # adamllm.images.BadImage: not a regular file, a symlink loop
+            item.error = str(exc)
             continue
         item.sha256 = hashlib.sha256(data).hexdigest() if data is not None else None
         if item.sha256 in cache.known:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .backbone import IMAGE_PLACEHOLDER
-from .io import DataError, PathEscapeError, iter_records, resolve_under
+from .io import DataError, PathEscapeError, SymlinkLoopError, iter_records, resolve_under
 from .quarantine import Quarantine
 from .records import ImageCaptionPair
 
@@ -105,9 +105,18 @@ def confined(root: Path, image: str, where: str = "") -> str:
         path = resolve_under(root, image)
     except PathEscapeError as exc:
         raise BadPair(str(exc), "path_escape") from None
+    except SymlinkLoopError as exc:
+        raise BadPair(str(exc), "symlink_loop") from None
     if not path.is_file():
+        _not_regular(image, path)
         raise BadPair(f"image {image!r} not found under {root}", "missing_image")
     return str(path)
+
+
+def _not_regular(image: str, path: Path) -> None:
+    """A path that exists but is no regular file (a FIFO, a device, a folder) is a bad image, not a missing one."""
+    if path.exists():
+        raise BadPair(f"image {image!r} ({path}) is not a regular file", "bad_image")
 
 
 class PairImages:
@@ -127,12 +136,15 @@ class PairImages:
             beside = resolve_under(folder, image)
         except PathEscapeError as exc:
             raise BadPair(str(exc), "path_escape") from None
+        except SymlinkLoopError as exc:
+            raise BadPair(str(exc), "symlink_loop") from None
         if beside.is_file():
             return str(beside)
+        _not_regular(image, beside)
         sibling = folder / IMAGES_FOLDER
         try:
             inside = resolve_under(sibling, image) if sibling.is_dir() else None
-        except PathEscapeError:
+        except (PathEscapeError, SymlinkLoopError):
             inside = None
         if inside is None or not inside.is_file():
             where = f"{folder} (nor in its {IMAGES_FOLDER}/ folder)" if sibling.is_dir() else str(folder)
@@ -249,6 +261,17 @@ def _takes_image_root(read: Callable[..., Any]) -> bool:
     return any(p.name == "image_root" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+def _encodable(*texts: str | None) -> bool:
+    """Every text can be written as UTF-8 (core's reader rejects lone surrogates itself: ``adamllm.io``)."""
+    try:
+        for text in texts:
+            if text is not None and not text.isascii():
+                text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[..., Any] | None = None,
                *, image_root: str | Path | None = None, limit: int | None = None,
                stats: PairStats | None = None) -> Iterator[tuple[str, ImageCaptionPair]]:
@@ -273,6 +296,12 @@ def read_pairs(path: Path, format: str = "sharegpt", reader: str | Callable[...,
             except Exception as exc:  # pydantic.ValidationError
                 raise DataError(f"{where}: the {format} reader gave an invalid pair: {exc}") from None
         pair.where = pair.where or where
+        if not _encodable(pair.caption, pair.instruction, pair.image, pair.id):  # a plugin reader's text
+            problem = f"{where}: text is not valid Unicode (an unpaired surrogate)"
+            if stats is None:
+                raise DataError(problem)
+            stats.bad(where, problem.removeprefix(f"{where}: "))
+            continue
         yield where, pair
         if limit is not None and count >= limit:
             return  # before the reader reads (and counts) one more

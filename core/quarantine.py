@@ -58,7 +58,13 @@ class Quarantine:
             _drop_torn_tail(self.path)
             self._handle = self.path.open("a", encoding="utf-8")
         entry = {"where": where, "id": record_id, "kind": kind, "reason": reason}
-        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        line = json.dumps(entry, ensure_ascii=False)
+        if not line.isascii():
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate in an id or path: escaped, still valid JSON
+                line = json.dumps(entry)
+        self._handle.write(line + "\n")
         self._handle.flush()
 
     @property

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import __version__
-from ..benchmark import Benchmark, open_image
+from ..benchmark import Benchmark, CheckedScorer, open_image
 from ..io import DataError, completed_ids, iter_records
 from ..quarantine import REJECTED, Quarantine
 from .distributed import process_state
@@ -86,6 +86,7 @@ def evaluate(
                 samples = samples[:limit]
             _check_unique_ids(task.name, samples)
             judge = bench.get_scorer(scorer, seed) if scorer else bench.get_scorer(seed=seed)
+            judge = CheckedScorer(judge, task.name)  # no NaN score is saved
             samples = _scoreable(task.name, samples, judge, quarantine)
             if not samples:
                 raise EvaluationError(_no_samples(task.name, describe, quarantine))

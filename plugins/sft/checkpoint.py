@@ -3,10 +3,15 @@ position in the epoch's batch order.
 
 Weights are safetensors; optimizer/scheduler/RNG tensors load with ``torch.load(weights_only=True)``
 (no arbitrary pickle); Python's and NumPy's RNG states are JSON. A checkpoint is written to a
-temporary folder and renamed, so a crash never leaves a half-written one behind.
+temporary folder and renamed, so a crash never leaves a half-written one behind. A write that
+fails (a full disk above all: torch reports it as an ``inline_container.cc`` enforce failure that
+asks for a bug report) removes the partial folder and is one ``WriteFailed`` line saying what
+happened; the checkpoints already written stay, so the rerun resumes exactly from the last one.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import random
 import shutil
@@ -18,6 +23,50 @@ import torch
 from safetensors.torch import load_file, save_file
 
 PREFIX = "step-"
+#: Free space below which a failed write is reported as a full disk (torch's writer gives no errno).
+NEARLY_FULL_BYTES = 64 * 2**20
+
+
+class WriteFailed(RuntimeError):
+    """Training output could not be written (the disk is full, most often); the message says which."""
+
+
+def _no_space(exc: BaseException, folder: Path) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    text = str(exc)
+    if "No space left" in text or "StorageFull" in text or "Disk quota" in text:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def reported_writes(what: str, folder: Path, cleanup: Path | None = None, then: str = ""):
+    """Writing ``what`` under ``folder``: a failure (full disk, torch's or safetensors' writer
+    errors) becomes one ``WriteFailed`` line; ``cleanup`` (a partial folder) is removed first.
+    ``then``: what a rerun does."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        full = _no_space(exc, folder)  # before the cleanup frees the partial write's space
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        free = f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB free now" if folder.exists() else ""
+        if full:
+            raise WriteFailed(f"disk full while writing {what} to {folder} ({free}): free some space and rerun"
+                              f"{then}") from None
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise WriteFailed(f"could not write {what} to {folder}: {detail.split('] ', 1)[-1]}{then}") from None
+    except Exception as exc:  # noqa: BLE001 - safetensors_rust.SafetensorError and other writer errors
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        said = "disk full" if _no_space(exc, folder) else "could not write"
+        raise WriteFailed(f"{said} while writing {what} to {folder}: {str(exc).strip()[:200]}{then}") from None
 
 
 @dataclass
@@ -38,17 +87,20 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainState
     final = folder / f"{PREFIX}{state.step}"
     tmp = folder / f".tmp-{PREFIX}{state.step}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
-    np_state = np.random.get_state()
-    (tmp / "rng.json").write_text(json.dumps({
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-    }))
-    (tmp / "state.json").write_text(json.dumps(asdict(state)))
+    last = latest_checkpoint(folder)
+    then = f" (training resumes from {last.name})" if last is not None else " (training starts over)"
+    with reported_writes(f"checkpoint {final.name}", folder, cleanup=tmp, then=then):
+        tmp.mkdir()
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
+        np_state = np.random.get_state()
+        (tmp / "rng.json").write_text(json.dumps({
+            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        }))
+        (tmp / "state.json").write_text(json.dumps(asdict(state)))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in sorted(list_checkpoints(folder), key=_step)[:-keep]:

@@ -2,10 +2,14 @@
 
 Defaults follow the paper's Qwen2-VL setting where one exists (docs/method.md §7); the presets in
 ``examples/presets/`` reproduce each backbone's paper setting.
+
+Every number must be finite and in a range that can train (``allow_inf_nan=False``): YAML reads
+``1e309`` and ``.inf`` as infinity, and an infinite learning rate, clipping norm or epoch count
+passes a plain ``gt=0`` check, then ends in all-NaN weights or a schedule that never ends.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,8 +18,16 @@ from adamllm.paths import LocalPath
 Group = Literal["vision", "projector", "language"]
 
 
+#: Above this an AdamW step moves every weight by about the rate itself: not fine-tuning but noise.
+MAX_LEARNING_RATE = 1.0
+#: More epochs than any post-training schedule uses; larger values are typos (or ``1e309``).
+MAX_EPOCHS = 10_000
+
+LearningRate = Annotated[float, Field(gt=0, le=MAX_LEARNING_RATE)]
+
+
 class LoraOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
@@ -25,19 +37,19 @@ class LoraOptions(BaseModel):
 
 
 class SFTConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Literal["full", "lora", "qlora"] = Field("full", description="qlora needs a CUDA GPU and bitsandbytes.")
     two_stage: bool = Field(False, description="Stage 1 on records with stage=1 (captions), then stage=2 (tasks).")
     lora: LoraOptions = Field(default_factory=LoraOptions)
     freeze: list[Group] = Field(default_factory=list, description="Module groups kept frozen.")
-    learning_rate: float = Field(1e-5, gt=0)
-    group_learning_rates: dict[Group, float] = Field(
+    learning_rate: float = Field(1e-5, gt=0, le=MAX_LEARNING_RATE)
+    group_learning_rates: dict[Group, LearningRate] = Field(
         default_factory=dict, description="Per-group learning rate, e.g. {vision: 2.0e-6} as in the paper.")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=1)
     warmup_ratio: float = Field(0.03, ge=0, le=1)
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    num_epochs: float = Field(1.0, gt=0)
+    num_epochs: float = Field(1.0, gt=0, le=MAX_EPOCHS)
     max_steps: Optional[int] = Field(None, ge=1, description="Stop after this many optimizer steps.")
     batch_size: int = Field(1, ge=1, description="Per device.")
     gradient_accumulation_steps: int = Field(1, ge=1)

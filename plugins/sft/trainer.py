@@ -31,10 +31,11 @@ import torch
 from adamllm.backbone import unwrap_model
 
 from .batching import epoch_batches, padding_fraction, real_tokens, shard
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, reported_writes, save_checkpoint
 from .config import SFTConfig
 from .data import load_records, training_input
 from .loss import LabelledLM
+from .numeric import check_grad_norm, check_loss, check_weights, where
 from .plots import plot_loss_curve
 
 
@@ -222,36 +223,40 @@ class SFTTrainer:
                              len(run.stage_indices))
         prepared.train()
         stopped_early = False
-        while state.step < total_steps and not stopped_early:
-            groups = epoch_groups(state.epoch)
-            for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
-                group = groups[group_index]
-                run.trained_batches += [[indices[i] for i in b] for b in group]
-                micro_batches = (run.collate([run.samples[indices[i]] for i in ids]) for ids in group)
-                loss_value, group_tokens = self._optimizer_step(accelerator, prepared, optimizer, scheduler,
-                                                                micro_batches, len(group))
-                run.tokens += group_tokens
-                state.step += 1
-                run.steps_this_run += 1
-                state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
-                self._log_step(run, progress, loss_value, scheduler.get_last_lr()[0])
-                done = state.step >= total_steps
-                stop = stop_after_steps is not None and run.steps_this_run >= stop_after_steps
-                if (cfg.save_every and state.step % cfg.save_every == 0) or stop:
-                    self._checkpoint(accelerator, prepared, optimizer, scheduler, state, run.checkpoints)
-                if done or stop:
-                    stopped_early = stop and not done
-                    break
-            if state.step < total_steps and not stopped_early:  # the epoch is over: the next one
-                state.epoch += 1
-                state.batch_in_epoch = 0
-        progress.close()
+        try:  # the bar is closed before an error's line is printed
+            while state.step < total_steps and not stopped_early:
+                groups = epoch_groups(state.epoch)
+                for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
+                    group = groups[group_index]
+                    run.trained_batches += [[indices[i] for i in b] for b in group]
+                    micro_batches = (run.collate([run.samples[indices[i]] for i in ids]) for ids in group)
+                    at = where(state.step + 1, stage_index, len(run.stage_indices), state.epoch)
+                    loss_value, group_tokens = self._optimizer_step(accelerator, prepared, optimizer, scheduler,
+                                                                    micro_batches, len(group), at)
+                    run.tokens += group_tokens
+                    state.step += 1
+                    run.steps_this_run += 1
+                    state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
+                    self._log_step(run, progress, loss_value, scheduler.get_last_lr()[0])
+                    done = state.step >= total_steps
+                    stop = stop_after_steps is not None and run.steps_this_run >= stop_after_steps
+                    if (cfg.save_every and state.step % cfg.save_every == 0) or stop:
+                        self._checkpoint(accelerator, prepared, optimizer, scheduler, state, run.checkpoints)
+                    if done or stop:
+                        stopped_early = stop and not done
+                        break
+                if state.step < total_steps and not stopped_early:  # the epoch is over: the next one
+                    state.epoch += 1
+                    state.batch_in_epoch = 0
+        finally:
+            progress.close()
         return stopped_early
 
     def save(self, adapter, run: Run, out: Path, backbone: str, completed: bool) -> dict:
         """Finish the summary, then (main process) write the model directory, run info, summary,
         loss log and loss curve. Returns the summary."""
         cfg, accelerator, state = self.config, run.accelerator, run.state
+        check_weights(accelerator.unwrap_model(run.prepared).model, f"the trained model to {out}")  # every process
         seconds = time.time() - run.loop_started
         run.summary.update({
             "steps": state.step, "stages": len(run.stage_indices), "epochs_started": state.epoch + 1,
@@ -267,8 +272,9 @@ class SFTTrainer:
         if cfg.trackers:
             accelerator.end_training()
         if accelerator.is_main_process:
-            self._write_outputs(adapter, accelerator.unwrap_model(run.prepared).model, out, state, run.summary,
-                                backbone)
+            with reported_writes("the trained model", out, then=" (it resumes from the last checkpoint, if any)"):
+                self._write_outputs(adapter, accelerator.unwrap_model(run.prepared).model, out, state, run.summary,
+                                    backbone)
         accelerator.wait_for_everyone()
         return run.summary
 
@@ -337,9 +343,10 @@ class SFTTrainer:
                     for group in param_groups for p in group["params"])
         return torch.optim.AdamW(param_groups, lr=cfg.learning_rate, fused=fused or None)
 
-    def _optimizer_step(self, accelerator, prepared, optimizer, scheduler, micro_batches, n_micro: int):
+    def _optimizer_step(self, accelerator, prepared, optimizer, scheduler, micro_batches, n_micro: int, at: str):
         """Forward and backward over the micro-batches of one accumulation group (gradients synced
-        on the last only), then one optimizer and schedule step. Returns the group's mean loss and
+        on the last only), then one optimizer and schedule step, refused (``NonFiniteError``, naming
+        ``at``) when the loss or the gradient norm is not finite. Returns the group's mean loss and
         its real (non-padding) tokens."""
         loss_value, tokens = 0.0, 0
         for micro, batch in enumerate(micro_batches):
@@ -351,8 +358,11 @@ class SFTTrainer:
                     loss, _ = prepared(**batch)
                 accelerator.backward(loss / n_micro)
             loss_value += loss.item() / n_micro
+        check_loss(loss_value, accelerator, at)
         if self.config.max_grad_norm:
-            accelerator.clip_grad_norm_(prepared.parameters(), self.config.max_grad_norm)
+            norm = accelerator.clip_grad_norm_(prepared.parameters(), self.config.max_grad_norm)
+            if self.config.mixed_precision != "fp16":  # fp16's scaler skips overflowing steps itself
+                check_grad_norm(norm, at)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -376,6 +386,7 @@ class SFTTrainer:
 
     def _checkpoint(self, accelerator, prepared, optimizer, scheduler, state, folder: Path) -> None:
         accelerator.wait_for_everyone()
+        check_weights(accelerator.unwrap_model(prepared).model, f"checkpoint step-{state.step}")  # every process
         if accelerator.is_main_process:
             save_checkpoint(folder, accelerator.unwrap_model(prepared).model, optimizer, scheduler, state,
                             self.config.keep_checkpoints)
