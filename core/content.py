@@ -1,0 +1,225 @@
+"""Content signatures of input files, with a per-file cache so an unchanged rerun does not rehash.
+
+A stage's result depends on the bytes of the files its records name (the images of a mix, a
+benchmark's records and images, seed files), not only on the file that lists them. Hashing every
+image on every rerun is too slow at 500K images, so each file's sha256 is cached in an SQLite file
+(``OUT/.adamllm-content.sqlite``), keyed by its absolute path and reused while its size, mtime,
+ctime and inode are the ones it was hashed with. ctime cannot be set by a user, so a file replaced
+with its old size and mtime restored is still rehashed; ``full=True`` (or ``ADAMLLM_FULL_HASH=1``)
+rehashes everything for file systems whose times cannot be trusted. A file changed within two
+seconds of being hashed is rehashed next time (its mtime may not have moved).
+
+Streaming: paths are looked up and hashed in batches; neither the paths nor the cache are held in
+memory whole. Only regular files are read (a FIFO named as an image must not hang a fingerprint).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat as stat_module
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+CACHE_NAME = ".adamllm-content.sqlite"
+FULL_HASH_ENV = "ADAMLLM_FULL_HASH"
+BATCH = 900  # paths per lookup (under SQLite's limit on query parameters)
+RACY_NS = 2_000_000_000  # a file modified this close to its hashing is hashed again
+SHOWN = 5  # changed files named in a message
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ContentCache:
+    """sha256 of files, cached by (path, size, mtime, ctime, inode). ``path`` None: nothing kept
+    between runs. ``changed`` lists the files whose content differs from what the cache recorded
+    (a replaced image, an edited benchmark), for messages saying which file changed."""
+
+    def __init__(self, path: str | os.PathLike | None = None, full: bool | None = None) -> None:
+        self.full = os.environ.get(FULL_HASH_ENV, "") not in ("", "0") if full is None else full
+        self.changed: list[str] = []
+        self.hashed = 0
+        self.path = Path(path) if path is not None else None
+        try:
+            self._db = self._open(self.path)
+        except sqlite3.DatabaseError:  # a corrupt cache is only a cache: start a new one
+            self.path.unlink(missing_ok=True)
+            self._db = self._open(self.path)
+
+    @staticmethod
+    def _open(path: Path | None) -> sqlite3.Connection:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path) if path is not None else ":memory:", timeout=60)
+        db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
+                   "ctime INTEGER, ino INTEGER, hashed INTEGER, sha TEXT)")
+        return db
+
+    def __enter__(self) -> "ContentCache":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.commit()
+            self._db.close()
+            self._db = None
+
+    def sha(self, path: str | os.PathLike) -> str | None:
+        """The file's sha256, or None when it is missing or not a regular file."""
+        return next(self.many([str(path)]))[1]
+
+    def many(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        """``(path, sha256 or None)`` for every path, in order, in batches."""
+        batch: list[str] = []
+        for path in paths:
+            batch.append(path)
+            if len(batch) >= BATCH:
+                yield from self._batch(batch)
+                batch = []
+        if batch:
+            yield from self._batch(batch)
+
+    def _batch(self, paths: list[str]) -> list[tuple[str, str | None]]:
+        stats: dict[str, os.stat_result | None] = {}
+        for path in paths:
+            if path not in stats:
+                try:
+                    found = os.stat(path)
+                except (OSError, ValueError):
+                    found = None
+                stats[path] = found if found is not None and stat_module.S_ISREG(found.st_mode) else None
+        known: dict[str, tuple] = {}  # looked up under full=True too: it tells a changed file from a new one
+        wanted = [p for p, s in stats.items() if s is not None]
+        if wanted:
+            marks = ",".join("?" * len(wanted))
+            for row in self._db.execute(f"SELECT path, size, mtime, ctime, ino, hashed, sha FROM files "
+                                        f"WHERE path IN ({marks})", wanted):
+                known[row[0]] = row[1:]
+        shas: dict[str, str | None] = {}
+        updates = []
+        now = time.time_ns()
+        for path, found in stats.items():
+            if found is None:
+                shas[path] = None
+                continue
+            key = (found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+            row = known.get(path)
+            if row is not None and not self.full and tuple(row[:4]) == key and row[4] - found.st_mtime_ns > RACY_NS:
+                shas[path] = row[5]
+                continue
+            try:
+                sha = file_sha256(path)
+            except OSError:
+                shas[path] = None
+                continue
+            self.hashed += 1
+            if row is not None and row[5] != sha:
+                self.changed.append(path)
+            shas[path] = sha
+            updates.append((path, *key, now, sha))
+        if updates:
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", updates)
+            self._db.commit()
+        return [(path, shas[path]) for path in paths]
+
+    def changed_names(self, names: dict[str, str] | None = None) -> list[str]:
+        """The changed files (as ``names`` writes them, else their paths), at most ``SHOWN``."""
+        names = names or {}
+        return [names.get(path, path) for path in self.changed[:SHOWN]]
+
+
+def cache_for(folder: str | os.PathLike | None, full: bool | None = None) -> ContentCache:
+    """The content cache kept in ``folder`` (a run's output folder), or an in-memory one."""
+    return ContentCache(Path(folder) / CACHE_NAME if folder is not None else None, full=full)
+
+
+def files_digest(cache: ContentCache, entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The signature of a list of files, ``(name, absolute path)`` in order (a name: the path as a
+    record writes it, so the signature does not depend on where the run folder is): how many,
+    how many are missing (or not regular files), and a digest of every name with its content."""
+    digest = hashlib.sha256()
+    count = missing = 0
+    names: deque[str] = deque()  # at most one batch: the names of the paths being looked up
+
+    def paths() -> Iterator[str]:
+        for name, path in entries:
+            names.append(name)
+            yield path
+
+    for _path, sha in cache.many(paths()):
+        count += 1
+        missing += sha is None
+        digest.update(names.popleft().encode("utf-8", "surrogatepass") + b"\t" + (sha or "-").encode() + b"\n")
+    return {"files": count, "missing": missing, "digest": digest.hexdigest()[:32]}
+
+
+def folder_files(folder: Path) -> Iterator[tuple[str, str]]:
+    """``(path relative to folder, absolute path)`` of every file under ``folder``, sorted, without
+    following symbolic links to folders (a link loop must not hang a fingerprint)."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            if name == CACHE_NAME or name.startswith(CACHE_NAME + "-"):
+                continue
+            full = os.path.join(root, name)
+            yield os.path.relpath(full, folder), full
+
+
+def content_identity(path: Path, cache: ContentCache) -> dict[str, Any] | None:
+    """A file's size and sha256 (as ``adamllm.fingerprint.identity`` writes it); a folder's files
+    and a digest of their names and contents; None when it is neither."""
+    if path.is_file():
+        sha = cache.sha(path)
+        return {"size": path.stat().st_size, "sha256": sha[:32] if sha else None}
+    if path.is_dir():
+        found = files_digest(cache, folder_files(path))
+        return {"files": found["files"], "content": found["digest"]}
+    return None
+
+
+def record_images(path: Path, root: Path) -> Iterator[tuple[str, str]]:
+    """``(name as written, absolute path)`` of every image the records of a JSONL (or JSON array)
+    training file name in their ``images`` lists, resolved as the trainer does: under ``root``,
+    else (a bare name) in its ``images/`` folder. Lines that do not parse are left out (the
+    trainer sets them aside)."""
+    import json
+
+    sibling = root / "images"
+    check_sibling = sibling.is_dir()
+
+    def records() -> Iterator[Any]:
+        with path.open("rb") as handle:
+            if path.suffix == ".json":
+                try:
+                    yield from json.load(handle)
+                except (ValueError, TypeError):
+                    return
+                return
+            for line in handle:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+    base = str(root)
+    for record in records():
+        images = record.get("images") if isinstance(record, dict) else None
+        for image in images if isinstance(images, list) else []:
+            if not isinstance(image, str):
+                continue
+            full = os.path.join(base, image)
+            if check_sibling and not image.startswith("images/") and not os.path.exists(full):
+                full = os.path.join(str(sibling), image)
+            yield image, full

@@ -1,0 +1,97 @@
+"""Issue 21, content fingerprints: a stage reruns when a file its records name changes, not only
+when the file listing them does (cases 3, 4, 7), and the per-file hash cache behind it.
+
+- case 3: a benchmark edited after evaluation reruns the pipeline's evaluate stage and makes
+  ``adamllm eval`` evaluate it again, naming the file;
+- case 4: a training image replaced under the same name retrains;
+- case 7: a triplet deleted by hand from ``triplets.jsonl`` is noticed and made again.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from adamllm.config import validate_config
+from adamllm.content import CACHE_NAME, ContentCache, files_digest, folder_files, record_images
+from adamllm.runner import run_pipeline
+from adamllm.testing.data import write_mix, write_pairs
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
+
+
+def run_cli(cwd, *args):
+    return subprocess.run([sys.executable, "-m", "adamllm.cli", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def _age(path: Path, seconds: int = 60) -> None:
+    """Set a file's mtime in the past, as a file written long before it was hashed."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - seconds * 10**9))
+
+
+# -- the cache ------------------------------------------------------------------------------
+def test_cache_hashes_once_then_reuses_and_sees_a_replacement(tmp_path):
+    files = []
+    for i in range(3):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(bytes([i]) * 100)
+        _age(path)
+        files.append(path)
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        first = files_digest(cache, [(p.name, str(p)) for p in files])
+        assert cache.hashed == 3 and first["files"] == 3 and first["missing"] == 0
+    with ContentCache(tmp_path / CACHE_NAME) as cache:  # an unchanged rerun: nothing is read again
+        assert files_digest(cache, [(p.name, str(p)) for p in files]) == first and cache.hashed == 0
+    # same size, same mtime restored: still seen (ctime moved), and named as changed
+    stat = files[1].stat()
+    files[1].write_bytes(b"x" * 100)
+    os.utime(files[1], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        second = files_digest(cache, [(p.name, str(p)) for p in files])
+        assert second["digest"] != first["digest"] and cache.hashed == 1
+        assert cache.changed_names() == [str(files[1])]
+
+
+def test_full_hash_rereads_every_file(tmp_path, monkeypatch):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"a" * 10)
+    _age(path)
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        before = cache.sha(path)
+    # a cache whose recorded hash is wrong (a file system whose times cannot be trusted): only a
+    # full hash reads the file again and finds the truth
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        cache._db.execute("UPDATE files SET sha = ?", ("0" * 64,))
+        assert cache.sha(path) == "0" * 64
+    with ContentCache(tmp_path / CACHE_NAME, full=True) as cache:
+        assert cache.sha(path) == before and cache.hashed == 1
+    monkeypatch.setenv("ADAMLLM_FULL_HASH", "1")
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        assert cache.full and cache.sha(path) == before
+
+
+def test_cache_reads_regular_files_only_and_survives_corruption(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)  # a link loop is not followed
+    (tmp_path / "ok.txt").write_text("ok")
+    (tmp_path / CACHE_NAME).write_bytes(b"not a database at all" * 100)
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        assert cache.sha(fifo) is None and cache.sha(tmp_path / "missing") is None
+        listed = [name for name, _ in folder_files(tmp_path)]
+        assert "ok.txt" in listed and CACHE_NAME not in listed
+        assert files_digest(cache, folder_files(tmp_path))["missing"] >= 1  # the FIFO, never opened
+
+
+def test_record_images_resolves_as_the_trainer_does(tmp_path):
+    mix = write_mix(tmp_path / "data", n=3)
+    shutil.move(str(tmp_path / "data" / "images" / "2.png"), tmp_path / "elsewhere.png")
+    named = list(record_images(mix, mix.parent))
+    assert [n for n, _ in named] == ["images/0.png", "images/1.png", "images/2.png"]
+    assert named[0][1] == str(mix.parent / "images" / "0.png")
