@@ -125,6 +125,26 @@ class StageContext:
             paths += [p for p in [self.tuned_synthesizer_model()] if p is not None]
         return [p for p in paths if p.exists()]
 
+    def named_files(self) -> dict[str, Any]:
+        """The files this stage's records name, per label, as ``(name, path)`` (for its
+        fingerprint, by content): for ``train`` reading a local JSONL or JSON file, the images of
+        its records (a replaced image retrains). A hub dataset or a dataset folder: none here (a
+        folder's files are its identity)."""
+        if self.name != "train":
+            return {}
+        from .content import record_images
+
+        try:
+            path = self.input_path()
+        except StageError:
+            return {}
+        if not path.is_file():
+            return {}
+        given = self.data_input()
+        root = (given.images if given is not None else None) or \
+            getattr(getattr(self.config.trainer, "options", None), "image_root", None) or path.parent
+        return {f"images named by {path}": record_images(path, Path(root))}
+
     def tuned_synthesizer_model(self) -> Path | None:
         """``OUT/tune/model`` when the ``tune`` stage finished and wrote it (the synthesize stage then
         uses it instead of the synthesizer slot's model), else None (tune skipped or never run)."""
@@ -293,6 +313,33 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _output_signature(path: Path, cache: Any) -> dict | None:
+    """A finished stage's output file as it left it (size, sha256, lines), for ``_done.json``:
+    an output edited afterwards (a triplet deleted by hand) is noticed on the next run. None for a
+    folder (a model)."""
+    if not path.is_file():
+        return None
+    sha = cache.sha(path)
+    with path.open("rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return {"size": path.stat().st_size, "sha256": (sha or "")[:32], "lines": lines}
+
+
+def _output_edited(done: dict | None, path: Path, cache: Any) -> str | None:
+    """Why a finished stage's output is not the one it wrote (edited, truncated, deleted), or None."""
+    recorded = (done or {}).get("output")
+    if not recorded:
+        return None
+    if not path.is_file():
+        return f"{path} was deleted after the stage finished"
+    sha = cache.sha(path)
+    if path.stat().st_size == recorded.get("size") and (sha or "")[:32] == recorded.get("sha256"):
+        return None
+    now = _output_signature(path, cache)
+    return (f"{path} was changed after the stage finished ({recorded.get('lines')} lines when it finished, "
+            f"{now['lines'] if now else 0} now)")
+
+
 def _decide(done: dict | None, running: dict | None, fingerprint: dict, force: bool,
             reran: str | None) -> tuple[str, str]:
     """``(action, why)``: action ``skip``, ``resume`` (run, keep partial work) or ``fresh``."""
@@ -332,6 +379,14 @@ def run_pipeline(
     if unknown:
         raise StageError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    from .content import cache_for
+
+    with cache_for(config.output_dir) as cache:
+        return _run_stages(config, plugins, wanted, force, echo, pair_limit, record_prompts, cache)
+
+
+def _run_stages(config: Any, plugins: PluginManager, wanted: list[str], force: bool, echo: Callable[[str], None],
+                pair_limit: int | None, record_prompts: bool, cache: Any) -> dict[str, dict]:
     from .sharding import World
 
     world = World()  # under a multi-process launcher: one writer of the markers, same decisions everywhere
@@ -346,15 +401,20 @@ def run_pipeline(
         if record_prompts:
             ctx.prompt_log = folder / PROMPTS
             ctx.prompt_log.unlink(missing_ok=True)
-        fingerprint = stage_fingerprint(config, row, ctx.input_paths())
+        cache.changed.clear()
+        fingerprint = stage_fingerprint(config, row, ctx.input_paths(), cache, ctx.named_files())
         done, running = _read_json(folder / DONE), _read_json(folder / RUNNING)
         action, why = _decide(done, running, fingerprint, force, reran)
+        edited = _output_edited(done, ctx.output_path(), cache) if action == "skip" else None
         world.barrier()  # every process decided from the same markers before the main one changes them
-        if action == "skip":
+        if edited:
+            action = "resume"
+            echo(f"[{row.name}] {edited}; completing it")
+        elif action == "skip":
             echo(f"[{row.name}] already done with the same config and inputs; skipping (--force reruns it)")
             summaries[row.name] = done
             continue
-        if done is not None and why != "--force":
+        elif done is not None and why != "--force":
             echo(f"[{row.name}] rerunning from scratch, it changed since it last ran: {why}")
         elif running is not None and action == "fresh" and why != "--force":
             echo(f"[{row.name}] starting over: {why}")
@@ -367,11 +427,13 @@ def run_pipeline(
         started = time.time()
         summary = resolve(row.run)(ctx) or {}
         summary = {**ctx.summary, **summary, "seconds": round(time.time() - started, 3)}
+        output = _output_signature(ctx.output_path(), cache)
         if main_process:
-            _write_json(folder / DONE, {**summary, "fingerprint": fingerprint})
+            _write_json(folder / DONE, {**summary, "fingerprint": fingerprint, **({"output": output} if output else {})})
             (folder / RUNNING).unlink(missing_ok=True)
         world.barrier()
         summaries[row.name] = summary
-        reran = reran or row.name
+        if not (edited and output == done.get("output")):  # repaired as it was: later stages stay valid
+            reran = reran or row.name
         echo(f"[{row.name}] done in {summary['seconds']} s")
     return summaries

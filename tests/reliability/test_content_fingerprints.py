@@ -95,3 +95,51 @@ def test_record_images_resolves_as_the_trainer_does(tmp_path):
     named = list(record_images(mix, mix.parent))
     assert [n for n, _ in named] == ["images/0.png", "images/1.png", "images/2.png"]
     assert named[0][1] == str(mix.parent / "images" / "0.png")
+
+
+# -- case 7: a triplet deleted by hand ------------------------------------------------------
+def _data_config(tmp_path, pm, stages=("synthesize", "filter", "compose")):
+    write_pairs(tmp_path / "pairs", n=6)
+    return validate_config({"output_dir": "out", "stages": list(stages),
+                            "data": {"synthesize": "pairs/image_caption_pairs.json"},
+                            "synthesizer": {"type": "rules"}, "filter": {"type": "none"},
+                            "composer": {"type": "adamllm"}},
+                           pm, source=tmp_path / "run.yaml", base_dir=tmp_path)
+
+
+def test_a_triplet_deleted_by_hand_is_made_again(tmp_path, builtin_plugin_manager):
+    cfg = _data_config(tmp_path, builtin_plugin_manager)
+    run_pipeline(cfg, builtin_plugin_manager, echo=lambda _: None)
+    out = tmp_path / "out"
+    triplets = (out / "synthesize" / "triplets.jsonl").read_bytes()
+    mix = (out / "compose" / "mix.jsonl").read_bytes()
+    lines = triplets.splitlines(keepends=True)
+    assert len(lines) >= 3
+    lost = json.loads(lines[1])["id"]
+    (out / "synthesize" / "triplets.jsonl").write_bytes(b"".join(lines[:1] + lines[2:]))
+
+    said = []
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    text = "\n".join(said)
+    assert f"{len(lines)} lines when it finished, {len(lines) - 1} now" in text
+    assert f"synthesizing them again" in text and lost in text
+    # made again, in its place: the same file, so filter and compose are still valid
+    assert (out / "synthesize" / "triplets.jsonl").read_bytes() == triplets
+    assert "[filter] already done" in text and "[compose] already done" in text
+    assert (out / "compose" / "mix.jsonl").read_bytes() == mix
+    assert json.loads((out / "synthesize" / "_done.json").read_text())["output"]["lines"] == len(lines)
+    said.clear()
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)  # nothing left to do
+    assert all("already done" in line for line in said), said
+
+
+def test_an_edited_verdicts_file_is_completed_and_later_stages_rerun(tmp_path, builtin_plugin_manager):
+    cfg = _data_config(tmp_path, builtin_plugin_manager)
+    run_pipeline(cfg, builtin_plugin_manager, echo=lambda _: None)
+    verdicts = tmp_path / "out" / "filter" / "verdicts.jsonl"
+    whole = verdicts.read_bytes()
+    verdicts.write_bytes(b"".join(whole.splitlines(keepends=True)[:-1]))  # the last verdict deleted
+    said = []
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    assert any(line.startswith("[filter]") and "was changed after the stage finished" in line for line in said)
+    assert verdicts.read_bytes() == whole and "[compose] already done" in "\n".join(said)
