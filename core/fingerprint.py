@@ -90,8 +90,8 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: An
                       named_files: dict[str, Iterable[tuple[str, str]]] | None = None) -> dict[str, Any]:
     """The stage's fingerprint (see the module's docstring). ``cache``: the run's
     ``adamllm.content.ContentCache`` (files and data folders identified by content);
-    ``named_files``: per label, the files the stage's records name (``(name, path)``: the images of
-    a mix), identified by their contents as one entry; ``changed_files`` then lists the files whose
+    ``named_files``: per file of records (a mix), the images they name (``(name, path)``),
+    identified by their contents as one entry, ``images named by <file>``; ``changed_files`` then lists the files whose
     content changed since they were last hashed (not compared: it is for the message)."""
     settings: dict[str, Any] = {"seed": config.seed}
     for entry in stage.depends_on:  # a section ("trainer") or a part of one ("synthesizer.model")
@@ -109,8 +109,8 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: An
     if cache is not None:
         from .content import files_digest
 
-        for label, entries in (named_files or {}).items():
-            found[portable(label, base)] = files_digest(cache, entries)
+        for listing, entries in (named_files or {}).items():
+            found[f"images named by {portable(listing, base)}"] = files_digest(cache, entries)
     changed = [portable(p, base) for p in cache.changed_names()] if cache is not None else []
     return {
         "adamllm_version": __version__,

@@ -126,7 +126,7 @@ class StageContext:
         return [p for p in paths if p.exists()]
 
     def named_files(self) -> dict[str, Any]:
-        """The files this stage's records name, per label, as ``(name, path)`` (for its
+        """The files this stage's records name, per file of records, as ``(name, path)`` (for its
         fingerprint, by content): for ``train`` reading a local JSONL or JSON file, the images of
         its records (a replaced image retrains). A hub dataset or a dataset folder: none here (a
         folder's files are its identity)."""
@@ -143,7 +143,7 @@ class StageContext:
         given = self.data_input()
         root = (given.images if given is not None else None) or \
             getattr(getattr(self.config.trainer, "options", None), "image_root", None) or path.parent
-        return {f"images named by {path}": record_images(path, Path(root))}
+        return {str(path): record_images(path, Path(root))}
 
     def tuned_synthesizer_model(self) -> Path | None:
         """``OUT/tune/model`` when the ``tune`` stage finished and wrote it (the synthesize stage then

@@ -143,3 +143,28 @@ def test_an_edited_verdicts_file_is_completed_and_later_stages_rerun(tmp_path, b
     run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
     assert any(line.startswith("[filter]") and "was changed after the stage finished" in line for line in said)
     assert verdicts.read_bytes() == whole and "[compose] already done" in "\n".join(said)
+
+
+# -- case 4: a training image replaced under the same name ----------------------------------
+def test_a_replaced_training_image_retrains_and_is_named(tmp_path, builtin_plugin_manager):
+    write_mix(tmp_path / "data", n=4)
+    cfg = validate_config({"output_dir": "out", "seed": 1, "stages": ["train"],
+                           "backbone": {"type": "qwen2_vl", "model": "base", "tiny": "tiny"},
+                           "trainer": {"type": "sft", "batch_size": 2, "max_steps": 1, "learning_rate": 0.001},
+                           "data": {"train": "data/mix.jsonl"}},
+                          builtin_plugin_manager, source=tmp_path / "run.yaml", base_dir=tmp_path)
+    run_pipeline(cfg, builtin_plugin_manager, echo=lambda _: None)
+    said = []
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    assert said == ["[train] already done with the same config and inputs; skipping (--force reruns it)"]
+    image = tmp_path / "data" / "images" / "1.png"
+    size = Image.open(image).size
+    Image.new("RGB", size, (1, 2, 3)).save(image)  # another picture, same file name; mix.jsonl untouched
+    said.clear()
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    assert said[0].startswith("[train] rerunning from scratch"), said
+    assert "images named by $CONFIG_DIR/data/mix.jsonl changed" in said[0]
+    assert "$CONFIG_DIR/data/images/1.png" in said[0]  # which file changed
+    said.clear()
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    assert "already done" in said[0]
