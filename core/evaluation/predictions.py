@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -14,8 +15,9 @@ from .task import EvaluationError
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
 #: run.json keys that must match for finished predictions to be reused (``prompting``: the
-#: backbone's evaluation settings, absent for a backbone without any).
-SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "prompting", "data")
+#: backbone's evaluation settings, absent for a backbone without any; ``inputs``: the content of
+#: the benchmark's local source, see ``input_signature``).
+SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "prompting", "data", "inputs")
 
 
 def _prediction_files(bench_dir: Path) -> list[Path]:
@@ -44,22 +46,44 @@ def model_fingerprint(model: str) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state) -> None:
-    """Refuse (or, with ``restart_stale``, delete) predictions made with other settings."""
+def input_signature(describe: dict, cache) -> dict | None:
+    """The content of a benchmark's local source (``describe()["source"]``: its records file, or
+    its folder of records and images), through ``cache`` (an ``adamllm.content.ContentCache``),
+    so predictions made for edited questions, labels or images are not reused; None for a hub
+    source (its id, revision and split are in ``data``) or a benchmark that names no source."""
+    from ..content import content_identity
+
+    source = describe.get("source") if isinstance(describe, dict) else None
+    if not isinstance(source, str) or not source.startswith("/"):
+        return None
+    found = content_identity(Path(source), cache)
+    return {"source": found} if found is not None else None
+
+
+def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed: list[str] = ()) -> None:
+    """Refuse (or, with ``restart_stale``, delete) predictions made with other settings. Predictions
+    whose benchmark changed since (only ``inputs`` differ) are deleted either way, saying which
+    of its files changed (``changed``): the same command on edited data must not reuse them."""
     run_file = bench_dir / RUN_FILE
-    stale = []
+    stale, previous = [], {}
     if run_file.exists():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
         stale = [key for key in SIGNATURE_KEYS if previous.get(key) != signature.get(key)]
     has_predictions = any(p.exists() for p in _prediction_files(bench_dir))
-    if stale and has_predictions and not restart_stale:
+    edited = stale == ["inputs"]
+    why = "changed since its predictions" if previous.get("inputs") else "is not recorded with its predictions"
+    if stale and has_predictions and not restart_stale and not edited:
         raise EvaluationError(
             f"{bench_dir} holds predictions made with a different {', '.join(stale)}; "
             f"rerun with --force to discard them, or choose another output directory"
         )
+    if edited and has_predictions and state.is_main_process:
+        files = f" (changed file(s): {', '.join(changed)})" if changed else ""
+        print(f"{bench_dir.name}: the benchmark's content {why} in {bench_dir}{files}; evaluating it again",
+              file=sys.stderr)
     state.wait_for_everyone()  # every process has read the old state before it changes
     if state.is_main_process:
-        if stale and restart_stale:
+        if stale and (restart_stale or edited):
             for path in _prediction_files(bench_dir):
                 path.unlink(missing_ok=True)
         bench_dir.mkdir(parents=True, exist_ok=True)

@@ -168,3 +168,62 @@ def test_a_replaced_training_image_retrains_and_is_named(tmp_path, builtin_plugi
     said.clear()
     run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
     assert "already done" in said[0]
+
+
+# -- case 3: a benchmark edited after evaluation --------------------------------------------
+def _edit_first_question(folder: Path) -> None:
+    path = folder / "test.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    first = json.loads(lines[0])
+    first.update(input="Which organ is shown in this image?", label="Heart")
+    path.write_text(json.dumps(first) + "\n" + "".join(lines[1:]))
+
+
+def _predictions(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_an_edited_benchmark_reruns_the_evaluate_stage(tmp_path, builtin_plugin_manager, tiny_checkpoints):
+    shutil.copytree(FIXTURES / "slake", tmp_path / "data" / "slake")
+    cfg = validate_config({"output_dir": "out", "stages": ["evaluate"],
+                           "backbone": {"type": "qwen2_vl", "model": str(tiny_checkpoints("qwen2_vl"))},
+                           "benchmarks": [{"type": "slake", "source": "data/slake", "limit": 2, "max_new_tokens": 2}]},
+                          builtin_plugin_manager, source=tmp_path / "run.yaml", base_dir=tmp_path)
+    run_pipeline(cfg, builtin_plugin_manager, echo=lambda _: None)
+    said = []
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    assert "already done" in said[0]
+    _edit_first_question(tmp_path / "data" / "slake")
+    said.clear()
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    assert said[0].startswith("[evaluate] rerunning from scratch"), said
+    assert "input $CONFIG_DIR/data/slake changed (changed file(s): $CONFIG_DIR/data/slake/test.jsonl)" in said[0]
+    first = _predictions(tmp_path / "out" / "evaluate" / "slake")[0]
+    assert first["prompt"].startswith("Which organ is shown") and first["label"] == "Heart"
+    # a replaced image reruns it too
+    Image.new("L", Image.open(tmp_path / "data" / "slake" / "images" / "gray.png").size, 7).save(
+        tmp_path / "data" / "slake" / "images" / "gray.png")
+    said.clear()
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    assert "$CONFIG_DIR/data/slake/images/gray.png" in said[0]
+
+
+def test_adamllm_eval_does_not_reuse_predictions_of_an_edited_benchmark(tmp_path, tiny_checkpoints):
+    shutil.copytree(FIXTURES / "slake", tmp_path / "slake")
+    args = ["eval", "--backbone", "qwen2_vl", "--model", str(tiny_checkpoints("qwen2_vl")), "--benchmarks", "slake",
+            "--source", "slake=slake", "--limit", "2", "--max-new-tokens", "2", "--out", "ev", "--quiet"]
+    first = run_cli(tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    made = (tmp_path / "ev" / "slake" / "predictions.jsonl").stat().st_mtime_ns
+    again = run_cli(tmp_path, *args)  # unchanged: every prediction reused
+    assert again.returncode == 0 and "evaluating it again" not in again.stderr
+    assert (tmp_path / "ev" / "slake" / "predictions.jsonl").stat().st_mtime_ns == made
+    _edit_first_question(tmp_path / "slake")
+    edited = run_cli(tmp_path, *args)
+    assert edited.returncode == 0, edited.stderr[-2000:]
+    assert (f"slake: the benchmark's content changed since its predictions in ev/slake "
+            f"(changed file(s): {tmp_path / 'slake' / 'test.jsonl'}); evaluating it again") in edited.stderr
+    first = _predictions(tmp_path / "ev" / "slake")[0]
+    assert first["prompt"].startswith("Which organ is shown") and first["label"] == "Heart"
+    run_json = json.loads((tmp_path / "ev" / "slake" / "run.json").read_text())
+    assert run_json["inputs"]["source"]["files"] == 3  # test.jsonl and its two images, by content
