@@ -48,6 +48,7 @@ class ContentCache:
         self.full = os.environ.get(FULL_HASH_ENV, "") not in ("", "0") if full is None else full
         self.changed: list[str] = []
         self.hashed = 0
+        self.racy = False  # a file read was modified within RACY_NS of now
         self.path = Path(path) if path is not None else None
         try:
             self._db = self._open(self.path)
@@ -62,6 +63,8 @@ class ContentCache:
         db = sqlite3.connect(str(path) if path is not None else ":memory:", timeout=60)
         db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, "
                    "ctime INTEGER, ino INTEGER, hashed INTEGER, sha TEXT)")
+        db.execute("CREATE TABLE IF NOT EXISTS listings (key TEXT PRIMARY KEY, stamp BLOB, paths BLOB, "
+                   "stamps TEXT, result TEXT)")
         return db
 
     def __enter__(self) -> "ContentCache":
@@ -80,8 +83,9 @@ class ContentCache:
         """The file's sha256, or None when it is missing or not a regular file."""
         return next(self.many([str(path)]))[1]
 
-    def many(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
-        """``(path, sha256 or None)`` for every path, in order, in batches."""
+    def many(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None, bytes]]:
+        """``(path, sha256 or None, stamp)`` for every path, in order, in batches; ``stamp``: the
+        file's mode, size, times and inode as the hash was taken (``_stamp``)."""
         batch: list[str] = []
         for path in paths:
             batch.append(path)
@@ -91,7 +95,7 @@ class ContentCache:
         if batch:
             yield from self._batch(batch)
 
-    def _batch(self, paths: list[str]) -> list[tuple[str, str | None]]:
+    def _batch(self, paths: list[str]) -> list[tuple[str, str | None, bytes]]:
         stats: dict[str, os.stat_result | None] = {}
         for path in paths:
             if path not in stats:
@@ -111,6 +115,8 @@ class ContentCache:
         updates = []
         now = time.time_ns()
         for path, found in stats.items():
+            if found is not None and now - found.st_mtime_ns <= RACY_NS:
+                self.racy = True
             if found is None:
                 shas[path] = None
                 continue
@@ -132,7 +138,7 @@ class ContentCache:
         if updates:
             self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", updates)
             self._db.commit()
-        return [(path, shas[path]) for path in paths]
+        return [(path, shas[path], _stamp(stats[path])) for path in paths]
 
     def changed_names(self, names: dict[str, str] | None = None) -> list[str]:
         """The changed files (as ``names`` writes them, else their paths), at most ``SHOWN``."""
@@ -145,24 +151,73 @@ def cache_for(folder: str | os.PathLike | None, full: bool | None = None) -> Con
     return ContentCache(Path(folder) / CACHE_NAME if folder is not None else None, full=full)
 
 
-def files_digest(cache: ContentCache, entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def _stamp(found: os.stat_result | None) -> bytes:
+    """What says a file is unchanged since it was hashed: mode, size, mtime, ctime, inode."""
+    if found is None or not stat_module.S_ISREG(found.st_mode):
+        return b"-\n"
+    return b"%d %d %d %d %d\n" % (found.st_mode, found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+
+
+def files_digest(cache: ContentCache, entries: Iterable[tuple[str, str]],
+                 keep: list[str] | None = None) -> dict[str, Any]:
     """The signature of a list of files, ``(name, absolute path)`` in order (a name: the path as a
     record writes it, so the signature does not depend on where the run folder is): how many,
-    how many are missing (or not regular files), and a digest of every name with its content."""
-    digest = hashlib.sha256()
+    how many are missing (or not regular files), and a digest of every name with its content.
+    ``keep``: a list the paths are appended to, and ``"stamps"`` in the result, a digest of their
+    stamps (``listing_digest`` stores both to check an unchanged listing without lookups)."""
+    digest, stamps = hashlib.sha256(), hashlib.sha256()
     count = missing = 0
     names: deque[str] = deque()  # at most one batch: the names of the paths being looked up
 
     def paths() -> Iterator[str]:
         for name, path in entries:
             names.append(name)
+            if keep is not None:
+                keep.append(path)
             yield path
 
-    for _path, sha in cache.many(paths()):
+    for _path, sha, stamp in cache.many(paths()):
         count += 1
         missing += sha is None
         digest.update(names.popleft().encode("utf-8", "surrogatepass") + b"\t" + (sha or "-").encode() + b"\n")
-    return {"files": count, "missing": missing, "digest": digest.hexdigest()[:32]}
+        stamps.update(stamp)
+    found = {"files": count, "missing": missing, "digest": digest.hexdigest()[:32]}
+    return {**found, "stamps": stamps.hexdigest()} if keep is not None else found
+
+
+def listing_digest(cache: ContentCache, listing: Path, root: Path) -> dict[str, Any]:
+    """``files_digest`` of the images a records file names (``record_images``). When neither the
+    file nor any image changed since the last time (same stamps), the stored result is returned
+    after one ``stat`` per image and no lookup: a 500K-image mix is checked in seconds."""
+    import json
+    import zlib
+
+    key = f"{listing}\0{root}"
+    try:
+        stamp = _stamp(os.stat(listing))
+    except OSError:
+        stamp = b"-\n"
+    row = cache._db.execute("SELECT stamp, paths, stamps, result FROM listings WHERE key = ?", (key,)).fetchone()
+    if row is not None and not cache.full and row[0] == stamp:
+        blob = zlib.decompress(row[1]).decode("utf-8", "surrogateescape")
+        stamps = hashlib.sha256()
+        for path in blob.split("\0") if blob else []:
+            try:
+                stamps.update(_stamp(os.stat(path)))
+            except (OSError, ValueError):
+                stamps.update(b"-\n")
+        if stamps.hexdigest() == row[2]:
+            return json.loads(row[3])
+    kept: list[str] = []
+    cache.racy = False
+    found = files_digest(cache, record_images(listing, root), keep=kept)
+    result = {k: v for k, v in found.items() if k != "stamps"}
+    if not cache.racy:  # a file modified just now may change again within its mtime's tick
+        blob = zlib.compress("\0".join(kept).encode("utf-8", "surrogateescape"), 1)
+        cache._db.execute("INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?)",
+                          (key, stamp, blob, found["stamps"], json.dumps(result)))
+        cache._db.commit()
+    return result
 
 
 def folder_files(folder: Path) -> Iterator[tuple[str, str]]:
@@ -191,7 +246,7 @@ def content_identity(path: Path, cache: ContentCache) -> dict[str, Any] | None:
 
 def record_images(path: Path, root: Path) -> Iterator[tuple[str, str]]:
     """``(name as written, absolute path)`` of every image the records of a JSONL (or JSON array)
-    training file name in their ``images`` lists, resolved as the trainer does: under ``root``,
+    file name in ``images`` (or ``image``: image-caption pairs), resolved as their readers do: under ``root``,
     else (a bare name) in its ``images/`` folder. Lines that do not parse are left out (the
     trainer sets them aside)."""
     import json
@@ -215,8 +270,8 @@ def record_images(path: Path, root: Path) -> Iterator[tuple[str, str]]:
 
     base = str(root)
     for record in records():
-        images = record.get("images") if isinstance(record, dict) else None
-        for image in images if isinstance(images, list) else []:
+        images = record.get("images", record.get("image")) if isinstance(record, dict) else None
+        for image in [images] if isinstance(images, str) else images if isinstance(images, list) else []:
             if not isinstance(image, str):
                 continue
             full = os.path.join(base, image)

@@ -4,9 +4,11 @@ A fingerprint holds the stage's config sections flattened to dotted keys
 (``trainer.learning_rate``), the run's seed, its ``data.<stage>`` input with its options (image
 folder, dataset config, files; compose also records ``data.synthesize``, the pairs it reads
 again), the identity of every input file or folder it reads (size and content hash for files;
-names, sizes and times for folders), the content of every file an option names (a prompt file,
-gold labels), the identity of every local model folder a model slot names (unless ``tiny:``
-builds it), and the adamllm version. Paths inside the config file's folder are written relative
+the names and contents of a data folder's files; names, sizes and times for a checkpoint folder),
+the content of every file an option names (a prompt file, gold labels) and of a ``source`` folder
+(a benchmark's records and images), the content of the images a training mix names (hashes
+cached per file by ``adamllm.content``), the identity of every local model folder a model slot
+names (unless ``tiny:`` builds it), and the adamllm version. Paths inside the config file's folder are written relative
 to it (``$CONFIG_DIR/...``), so a copied run folder reuses its finished stages. The runner stores
 it in ``OUT/<stage>/_running.json`` when the stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
 
@@ -87,11 +89,11 @@ def _checkpoint(path: Path) -> bool:
 
 
 def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: Any = None,
-                      named_files: dict[str, Iterable[tuple[str, str]]] | None = None) -> dict[str, Any]:
+                      named_files: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stage's fingerprint (see the module's docstring). ``cache``: the run's
     ``adamllm.content.ContentCache`` (files and data folders identified by content);
-    ``named_files``: per file of records (a mix), the images they name (``(name, path)``),
-    identified by their contents as one entry, ``images named by <file>``; ``changed_files`` then lists the files whose
+    ``named_files``: per file of records (a mix), the folder the images they name resolve under;
+    those images are identified by their contents as one entry, ``images named by <file>``; ``changed_files`` then lists the files whose
     content changed since they were last hashed (not compared: it is for the message)."""
     settings: dict[str, Any] = {"seed": config.seed}
     for entry in stage.depends_on:  # a section ("trainer") or a part of one ("synthesizer.model")
@@ -107,10 +109,10 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: An
     base = str(Path(source).parent) if source else None
     found = {portable(str(p), base): identity(Path(p), cache) for p in [*inputs, *named]}
     if cache is not None:
-        from .content import files_digest
+        from .content import listing_digest
 
-        for listing, entries in (named_files or {}).items():
-            found[f"images named by {portable(listing, base)}"] = files_digest(cache, entries)
+        for listing, root in (named_files or {}).items():
+            found[f"images named by {portable(listing, base)}"] = listing_digest(cache, Path(listing), Path(root))
     changed = [portable(p, base) for p in cache.changed_names()] if cache is not None else []
     return {
         "adamllm_version": __version__,
@@ -221,3 +223,30 @@ def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     if inputs and new.get("changed_files"):
         inputs[-1] += f" (changed file(s): {', '.join(new['changed_files'])})"
     return found + inputs
+
+
+def output_signature(path: Path, cache: Any) -> dict | None:
+    """A finished stage's output file as it left it (size, sha256, lines), for ``_done.json``:
+    an output edited afterwards (a triplet deleted by hand) is noticed on the next run. None for a
+    folder (a model)."""
+    if not path.is_file():
+        return None
+    sha = cache.sha(path)
+    with path.open("rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return {"size": path.stat().st_size, "sha256": (sha or "")[:32], "lines": lines}
+
+
+def output_edited(done: dict | None, path: Path, cache: Any) -> str | None:
+    """Why a finished stage's output is not the one it wrote (edited, truncated, deleted), or None."""
+    recorded = (done or {}).get("output")
+    if not recorded:
+        return None
+    if not path.is_file():
+        return f"{path} was deleted after the stage finished"
+    sha = cache.sha(path)
+    if path.stat().st_size == recorded.get("size") and (sha or "")[:32] == recorded.get("sha256"):
+        return None
+    now = output_signature(path, cache)
+    return (f"{path} was changed after the stage finished ({recorded.get('lines')} lines when it finished, "
+            f"{now['lines'] if now else 0} now)")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
-from .fingerprint import changes, stage_fingerprint
+from .fingerprint import changes, output_edited, output_signature, stage_fingerprint
 from .registry import PluginManager
 from .specs import resolve
 from .stages import STAGE_TABLE, STAGES, Stage, StageError, stage as stage_row
@@ -126,14 +126,18 @@ class StageContext:
         return [p for p in paths if p.exists()]
 
     def named_files(self) -> dict[str, Any]:
-        """The files this stage's records name, per file of records, as ``(name, path)`` (for its
-        fingerprint, by content): for ``train`` reading a local JSONL or JSON file, the images of
-        its records (a replaced image retrains). A hub dataset or a dataset folder: none here (a
+        """The files of records this stage reads, each with the folder their images resolve under
+        (the images are in its fingerprint by content, so a replaced one reruns it): the image-caption
+        pairs (synthesize, compose; core's readers only) and, for ``train`` reading a local JSONL
+        or JSON file, those of its records. A hub dataset or a dataset folder: none here (a
         folder's files are its identity)."""
+        from .inputs import PAIR_STAGES
+
+        if self.name in PAIR_STAGES:
+            return {str(s.path): str(s.images or s.path.parent)
+                    for s in self._pair_sources(required=False) if s.reader is None and s.path.is_file()}
         if self.name != "train":
             return {}
-        from .content import record_images
-
         try:
             path = self.input_path()
         except StageError:
@@ -143,7 +147,7 @@ class StageContext:
         given = self.data_input()
         root = (given.images if given is not None else None) or \
             getattr(getattr(self.config.trainer, "options", None), "image_root", None) or path.parent
-        return {str(path): record_images(path, Path(root))}
+        return {str(path): str(root)}
 
     def tuned_synthesizer_model(self) -> Path | None:
         """``OUT/tune/model`` when the ``tune`` stage finished and wrote it (the synthesize stage then
@@ -313,33 +317,6 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _output_signature(path: Path, cache: Any) -> dict | None:
-    """A finished stage's output file as it left it (size, sha256, lines), for ``_done.json``:
-    an output edited afterwards (a triplet deleted by hand) is noticed on the next run. None for a
-    folder (a model)."""
-    if not path.is_file():
-        return None
-    sha = cache.sha(path)
-    with path.open("rb") as handle:
-        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-    return {"size": path.stat().st_size, "sha256": (sha or "")[:32], "lines": lines}
-
-
-def _output_edited(done: dict | None, path: Path, cache: Any) -> str | None:
-    """Why a finished stage's output is not the one it wrote (edited, truncated, deleted), or None."""
-    recorded = (done or {}).get("output")
-    if not recorded:
-        return None
-    if not path.is_file():
-        return f"{path} was deleted after the stage finished"
-    sha = cache.sha(path)
-    if path.stat().st_size == recorded.get("size") and (sha or "")[:32] == recorded.get("sha256"):
-        return None
-    now = _output_signature(path, cache)
-    return (f"{path} was changed after the stage finished ({recorded.get('lines')} lines when it finished, "
-            f"{now['lines'] if now else 0} now)")
-
-
 def _decide(done: dict | None, running: dict | None, fingerprint: dict, force: bool,
             reran: str | None) -> tuple[str, str]:
     """``(action, why)``: action ``skip``, ``resume`` (run, keep partial work) or ``fresh``."""
@@ -405,7 +382,7 @@ def _run_stages(config: Any, plugins: PluginManager, wanted: list[str], force: b
         fingerprint = stage_fingerprint(config, row, ctx.input_paths(), cache, ctx.named_files())
         done, running = _read_json(folder / DONE), _read_json(folder / RUNNING)
         action, why = _decide(done, running, fingerprint, force, reran)
-        edited = _output_edited(done, ctx.output_path(), cache) if action == "skip" else None
+        edited = output_edited(done, ctx.output_path(), cache) if action == "skip" else None
         world.barrier()  # every process decided from the same markers before the main one changes them
         if edited:
             action = "resume"
@@ -427,7 +404,7 @@ def _run_stages(config: Any, plugins: PluginManager, wanted: list[str], force: b
         started = time.time()
         summary = resolve(row.run)(ctx) or {}
         summary = {**ctx.summary, **summary, "seconds": round(time.time() - started, 3)}
-        output = _output_signature(ctx.output_path(), cache)
+        output = output_signature(ctx.output_path(), cache)
         if main_process:
             _write_json(folder / DONE, {**summary, "fingerprint": fingerprint, **({"output": output} if output else {})})
             (folder / RUNNING).unlink(missing_ok=True)

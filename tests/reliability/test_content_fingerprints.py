@@ -227,3 +227,20 @@ def test_adamllm_eval_does_not_reuse_predictions_of_an_edited_benchmark(tmp_path
     assert first["prompt"].startswith("Which organ is shown") and first["label"] == "Heart"
     run_json = json.loads((tmp_path / "ev" / "slake" / "run.json").read_text())
     assert run_json["inputs"]["source"]["files"] == 3  # test.jsonl and its two images, by content
+
+
+def test_a_replaced_pair_image_reruns_synthesize_and_compose(tmp_path, builtin_plugin_manager):
+    cfg = _data_config(tmp_path, builtin_plugin_manager)
+    run_pipeline(cfg, builtin_plugin_manager, echo=lambda _: None)
+    image = tmp_path / "pairs" / "images" / "pair2.png"
+    replacement = tmp_path / "new.png"
+    Image.new("RGB", Image.open(image).size, (9, 9, 9)).save(replacement)
+    os.replace(replacement, image)  # a new file under the old name (the mix's hard link keeps the old one)
+    said = []
+    run_pipeline(cfg, builtin_plugin_manager, echo=said.append)
+    text = "\n".join(said)
+    assert "[synthesize] rerunning from scratch" in text
+    assert "images named by $CONFIG_DIR/pairs/image_caption_pairs.json changed" in text
+    assert "$CONFIG_DIR/pairs/images/pair2.png" in text
+    linked = [p for p in (tmp_path / "out" / "compose" / "images").rglob("pair2.png")]
+    assert linked and linked[0].read_bytes() == image.read_bytes()  # the mix uses the new picture
