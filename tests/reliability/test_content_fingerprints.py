@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from adamllm.config import validate_config
-from adamllm.content import CACHE_NAME, ContentCache, files_digest, folder_files, record_images
+from adamllm.content import CACHE_NAME, ContentCache, files_digest, folder_files, listing_digest, record_images
 from adamllm.runner import run_pipeline
 from adamllm.testing.data import write_mix, write_pairs
 
@@ -95,6 +95,27 @@ def test_record_images_resolves_as_the_trainer_does(tmp_path):
     named = list(record_images(mix, mix.parent))
     assert [n for n, _ in named] == ["images/0.png", "images/1.png", "images/2.png"]
     assert named[0][1] == str(mix.parent / "images" / "0.png")
+
+
+def test_an_unchanged_listing_is_checked_without_lookups(tmp_path):
+    mix = write_mix(tmp_path / "data", n=5)
+    for path in [mix, *(tmp_path / "data" / "images").iterdir()]:
+        _age(path)
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        first = listing_digest(cache, mix, mix.parent)
+        assert first["files"] == 5 and cache.hashed == 5
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        cache._db.execute("DELETE FROM files")  # the stored listing alone answers
+        assert listing_digest(cache, mix, mix.parent) == first and cache.hashed == 0
+    image = tmp_path / "data" / "images" / "3.png"
+    Image.new("RGB", Image.open(image).size, (5, 5, 5)).save(image)
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        changed = listing_digest(cache, mix, mix.parent)
+        assert changed["digest"] != first["digest"] and cache.hashed == 5  # the per-file rows were deleted
+    image.write_bytes(b"")  # now an empty file: still a change, and one a fresh listing stores nothing for (racy)
+    with ContentCache(tmp_path / CACHE_NAME) as cache:
+        assert listing_digest(cache, mix, mix.parent)["digest"] not in (first["digest"], changed["digest"])
+        assert cache.racy
 
 
 # -- case 7: a triplet deleted by hand ------------------------------------------------------
