@@ -19,6 +19,7 @@ import os
 import sqlite3
 import stat as stat_module
 import time
+from array import array
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -83,7 +84,7 @@ class ContentCache:
         """The file's sha256, or None when it is missing or not a regular file."""
         return next(self.many([str(path)]))[1]
 
-    def many(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None, bytes]]:
+    def many(self, paths: Iterable[str]) -> Iterator[tuple[str, str | None, tuple | None]]:
         """``(path, sha256 or None, stamp)`` for every path, in order, in batches; ``stamp``: the
         file's mode, size, times and inode as the hash was taken (``_stamp``)."""
         batch: list[str] = []
@@ -95,7 +96,7 @@ class ContentCache:
         if batch:
             yield from self._batch(batch)
 
-    def _batch(self, paths: list[str]) -> list[tuple[str, str | None, bytes]]:
+    def _batch(self, paths: list[str]) -> list[tuple[str, str | None, tuple | None]]:
         stats: dict[str, os.stat_result | None] = {}
         for path in paths:
             if path not in stats:
@@ -151,11 +152,75 @@ def cache_for(folder: str | os.PathLike | None, full: bool | None = None) -> Con
     return ContentCache(Path(folder) / CACHE_NAME if folder is not None else None, full=full)
 
 
-def _stamp(found: os.stat_result | None) -> bytes:
-    """What says a file is unchanged since it was hashed: mode, size, mtime, ctime, inode."""
+def _stamp(found: os.stat_result | None) -> tuple | None:
+    """What says a file is unchanged since it was hashed: mode, size, mtime, ctime, inode (None:
+    missing, or not a regular file)."""
     if found is None or not stat_module.S_ISREG(found.st_mode):
-        return b"-\n"
-    return b"%d %d %d %d %d\n" % (found.st_mode, found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+        return None
+    return found.st_mode, found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino & _INO_MASK
+
+
+_NO_FILE = (-1, -1, -1, -1, -1)
+_INO_MASK = (1 << 63) - 1  # inodes stored as signed 64-bit integers
+
+
+class _Stamps:
+    """A digest of files' stamps in order: the stamps as 64-bit integers, hashed a block at a
+    time (C speed, which matters at 500K files)."""
+
+    BLOCK = 5 * 8192
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.values = array("q")
+
+    def add(self, stamp: tuple | None) -> None:
+        self.values.extend(stamp or _NO_FILE)
+        if len(self.values) >= self.BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        self.digest.update(self.values)
+        self.values = array("q")
+
+    def hexdigest(self) -> str:
+        self.flush()
+        return self.digest.hexdigest()
+
+
+def _stamps_of(paths: Iterable[str]) -> str:
+    """``_Stamps`` of files by one ``stat`` each, relative to their folder (opened once per run of
+    paths in one folder: a shorter lookup than the whole path)."""
+    stamps = _Stamps()
+    stat, regular = os.stat, stat_module.S_ISREG
+    values = stamps.values
+    extend = values.extend
+    current, fd = None, None
+    try:
+        for path in paths:
+            folder, _, name = path.rpartition("/")
+            if folder != current:
+                if fd is not None:
+                    os.close(fd)
+                current, fd = folder, None
+                try:
+                    fd = os.open(folder or "/", os.O_RDONLY | os.O_DIRECTORY)
+                except (OSError, ValueError):
+                    pass
+            try:
+                found = stat(name, dir_fd=fd) if fd is not None else stat(path)
+            except (OSError, ValueError):
+                extend(_NO_FILE)
+                continue
+            extend((found.st_mode, found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino & _INO_MASK)
+                   if regular(found.st_mode) else _NO_FILE)
+            if len(values) >= _Stamps.BLOCK:
+                stamps.digest.update(values)
+                del values[:]
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return stamps.hexdigest()
 
 
 def files_digest(cache: ContentCache, entries: Iterable[tuple[str, str]],
@@ -165,7 +230,7 @@ def files_digest(cache: ContentCache, entries: Iterable[tuple[str, str]],
     how many are missing (or not regular files), and a digest of every name with its content.
     ``keep``: a list the paths are appended to, and ``"stamps"`` in the result, a digest of their
     stamps (``listing_digest`` stores both to check an unchanged listing without lookups)."""
-    digest, stamps = hashlib.sha256(), hashlib.sha256()
+    digest, stamps = hashlib.sha256(), _Stamps()
     count = missing = 0
     names: deque[str] = deque()  # at most one batch: the names of the paths being looked up
 
@@ -180,7 +245,7 @@ def files_digest(cache: ContentCache, entries: Iterable[tuple[str, str]],
         count += 1
         missing += sha is None
         digest.update(names.popleft().encode("utf-8", "surrogatepass") + b"\t" + (sha or "-").encode() + b"\n")
-        stamps.update(stamp)
+        stamps.add(stamp)
     found = {"files": count, "missing": missing, "digest": digest.hexdigest()[:32]}
     return {**found, "stamps": stamps.hexdigest()} if keep is not None else found
 
@@ -194,19 +259,13 @@ def listing_digest(cache: ContentCache, listing: Path, root: Path) -> dict[str, 
 
     key = f"{listing}\0{root}"
     try:
-        stamp = _stamp(os.stat(listing))
+        stamp = repr(_stamp(os.stat(listing))).encode()
     except OSError:
-        stamp = b"-\n"
+        stamp = b"None"
     row = cache._db.execute("SELECT stamp, paths, stamps, result FROM listings WHERE key = ?", (key,)).fetchone()
     if row is not None and not cache.full and row[0] == stamp:
         blob = zlib.decompress(row[1]).decode("utf-8", "surrogateescape")
-        stamps = hashlib.sha256()
-        for path in blob.split("\0") if blob else []:
-            try:
-                stamps.update(_stamp(os.stat(path)))
-            except (OSError, ValueError):
-                stamps.update(b"-\n")
-        if stamps.hexdigest() == row[2]:
+        if _stamps_of(blob.split("\0") if blob else []) == row[2]:
             return json.loads(row[3])
     kept: list[str] = []
     cache.racy = False
