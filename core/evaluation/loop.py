@@ -98,10 +98,11 @@ def evaluate(
                 signature["prompting"] = prompting
             with cache_for(out) as cache:
                 inputs = input_signature(describe, cache)
-                changed = cache.changed_names()
+                changed, changed_paths = cache.changed_names(), [str(Path(p).resolve()) for p in cache.changed]
             if inputs is not None:
                 signature["inputs"] = inputs
-            _claim(bench_dir, signature, restart_stale, state, changed)
+            _claim(bench_dir, signature, restart_stale, state, changed, samples, changed_paths,
+                   all_changed=not cache.changed)
 
             done = set().union(*(completed_ids(p) for p in _prediction_files(bench_dir)))
             pending = [(i, s) for i, s in enumerate(samples) if s.id not in done]

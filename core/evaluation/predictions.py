@@ -60,10 +60,13 @@ def input_signature(describe: dict, cache) -> dict | None:
     return {"source": found} if found is not None else None
 
 
-def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed: list[str] = ()) -> None:
-    """Refuse (or, with ``restart_stale``, delete) predictions made with other settings. Predictions
-    whose benchmark changed since (only ``inputs`` differ) are deleted either way, saying which
-    of its files changed (``changed``): the same command on edited data must not reuse them."""
+def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed: list[str] = (),
+           samples: list | None = None, changed_paths: Iterable[str] = (), all_changed: bool = False) -> None:
+    """Refuse (or, with ``restart_stale``, delete) predictions made with other settings. When only
+    the benchmark's content changed (``inputs``), says which files changed (``changed``) and keeps
+    only the predictions of samples that did not (``_keep_unchanged``; all are deleted when the
+    changed files are not known, ``all_changed``): the same command on edited data must not reuse
+    a prediction made for another question, label or image."""
     run_file = bench_dir / RUN_FILE
     stale, previous = [], {}
     if run_file.exists():
@@ -77,13 +80,16 @@ def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed
             f"{bench_dir} holds predictions made with a different {', '.join(stale)}; "
             f"rerun with --force to discard them, or choose another output directory"
         )
+    kept = edited and has_predictions and bool(changed) and samples is not None and not all_changed
     if edited and has_predictions and state.is_main_process:
         files = f" (changed file(s): {', '.join(changed)})" if changed else ""
-        print(f"{bench_dir.name}: the benchmark's content {why} in {bench_dir}{files}; evaluating it again",
-              file=sys.stderr)
+        print(f"{bench_dir.name}: the benchmark's content {why} in {bench_dir}{files}; evaluating "
+              f"{'the samples it changed' if kept else 'it'} again", file=sys.stderr)
     state.wait_for_everyone()  # every process has read the old state before it changes
     if state.is_main_process:
-        if stale and (restart_stale or edited):
+        if kept:
+            _keep_unchanged(bench_dir, samples, set(changed_paths))
+        elif stale and (restart_stale or edited):
             for path in _prediction_files(bench_dir):
                 path.unlink(missing_ok=True)
         bench_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,32 @@ def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed
         tmp.write_text(json.dumps(signature, indent=2, default=str), encoding="utf-8")
         os.replace(tmp, run_file)
     state.wait_for_everyone()
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _keep_unchanged(bench_dir: Path, samples: list, changed_paths: set[str]) -> None:
+    """Rewrite the predictions keeping those whose sample is still there with the same prompt,
+    label, fields and image path, and whose image is not one of ``changed_paths``."""
+    current = {sample.id: sample for sample in samples}
+    kept = []
+    for path in _prediction_files(bench_dir):
+        for record in _read_records(path):
+            sample = current.get(str(record["id"]))
+            if sample is None or record.get("prompt") != sample.prompt or record.get("label") != _plain(sample.label):
+                continue
+            if any(record.get(k) != _plain(v) for k, v in sample.fields.items()):
+                continue
+            image = str(sample.image) if isinstance(sample.image, (str, Path)) else None
+            if record.get("image") != image or (image is not None and str(Path(image).resolve()) in changed_paths):
+                continue
+            kept.append(record)
+    for path in _prediction_files(bench_dir):
+        path.unlink(missing_ok=True)
+    if kept:
+        write_jsonl(bench_dir / PREDICTIONS, kept)
 
 
 def discard_predictions(out_dir: str | os.PathLike, names: Iterable[str]) -> None:

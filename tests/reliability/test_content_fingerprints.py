@@ -243,7 +243,8 @@ def test_adamllm_eval_does_not_reuse_predictions_of_an_edited_benchmark(tmp_path
     edited = run_cli(tmp_path, *args)
     assert edited.returncode == 0, edited.stderr[-2000:]
     assert (f"slake: the benchmark's content changed since its predictions in ev/slake "
-            f"(changed file(s): {tmp_path / 'slake' / 'test.jsonl'}); evaluating it again") in edited.stderr
+            f"(changed file(s): {tmp_path / 'slake' / 'test.jsonl'}); evaluating the samples it changed again") \
+        in edited.stderr
     first = _predictions(tmp_path / "ev" / "slake")[0]
     assert first["prompt"].startswith("Which organ is shown") and first["label"] == "Heart"
     run_json = json.loads((tmp_path / "ev" / "slake" / "run.json").read_text())
