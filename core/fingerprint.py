@@ -93,8 +93,9 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: An
     """The stage's fingerprint (see the module's docstring). ``cache``: the run's
     ``adamllm.content.ContentCache`` (files and data folders identified by content);
     ``named_files``: per file of records (a mix), the folder the images they name resolve under;
-    those images are identified by their contents as one entry, ``images named by <file>``; ``changed_files`` then lists the files whose
-    content changed since they were last hashed (not compared: it is for the message)."""
+    those images are identified by their contents as one entry, ``images named by <file>``;
+    ``changed_files`` then lists the files whose content changed since they were last hashed
+    (not compared: it is for the message)."""
     settings: dict[str, Any] = {"seed": config.seed}
     for entry in stage.depends_on:  # a section ("trainer") or a part of one ("synthesizer.model")
         section = entry.split(".")[0]

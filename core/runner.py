@@ -406,7 +406,8 @@ def _run_stages(config: Any, plugins: PluginManager, wanted: list[str], force: b
         summary = {**ctx.summary, **summary, "seconds": round(time.time() - started, 3)}
         output = output_signature(ctx.output_path(), cache)
         if main_process:
-            _write_json(folder / DONE, {**summary, "fingerprint": fingerprint, **({"output": output} if output else {})})
+            marker = {**summary, "fingerprint": fingerprint, **({"output": output} if output else {})}
+            _write_json(folder / DONE, marker)
             (folder / RUNNING).unlink(missing_ok=True)
         world.barrier()
         summaries[row.name] = summary
