@@ -187,7 +187,12 @@ def run_synthesize_stage(ctx) -> dict:
     synthesizer = ctx.component()
     out, progress_file = ctx.output_path(), ctx.stage_dir / PROGRESS
     shares = _Shares(ctx, world, out, progress_file)
-    done, quarantine = shares.done, shares.quarantine
+    quarantine = shares.quarantine
+    lost = _lost_triplets(out, progress_file)
+    done = shares.done - lost
+    if lost:
+        ctx.echo(f"[synthesize] {len(lost)} pair(s) recorded with a triplet have none in {out} (edited by hand?): "
+                 f"{', '.join(sorted(lost)[:5])}{' ...' if len(lost) > 5 else ''}; synthesizing them again")
     pair_stats = PairStats(quarantine=quarantine)
     counts: Counter = Counter()
     name = type(synthesizer).__name__
@@ -230,6 +235,8 @@ def run_synthesize_stage(ctx) -> dict:
                                                             **(getattr(synthesizer, "stats", None) or {})})
     silent = Quarantine(None)  # the order pass: problems were recorded by the pass above
     shares.merge(ctx, lambda: (p.id for p in _unique_pairs(ctx, PairStats(quarantine=silent), silent)))
+    if lost and world.is_main:  # the triplets made again go back to their place in input order
+        merge_in_order(out, (p.id for p in _unique_pairs(ctx, PairStats(quarantine=silent), silent)), always=True)
     handled_ids = completed_ids(progress_file)
     if world.is_main:
         _require_some("synthesize", len(handled_ids), Quarantine(ctx.stage_dir / REJECTED), "image-caption pairs")
@@ -250,6 +257,19 @@ def run_synthesize_stage(ctx) -> dict:
         stats["warning"] = message
         ctx.echo(f"[synthesize] warning: {message}")
     return _write_stats(ctx, stats)
+
+
+def _lost_triplets(out: Path, progress_file: Path) -> set[str]:
+    """Pairs the progress file says gave a triplet that no triplets file (or shard) holds: a line
+    deleted by hand, say. They are not done: they are synthesized again."""
+    made: set[str] = set()
+    for path in [progress_file, *shards(progress_file)]:
+        if path.exists():
+            made |= {str(r["id"]) for _, r in iter_records(path, tolerant=True)
+                     if isinstance(r, dict) and r.get("triplet") and "id" in r}
+    if not made:
+        return set()
+    return made - set().union(*(completed_ids(p) for p in [out, *shards(out)]))
 
 
 def _failed(progress_file: Path) -> Counter:

@@ -4,9 +4,11 @@ A fingerprint holds the stage's config sections flattened to dotted keys
 (``trainer.learning_rate``), the run's seed, its ``data.<stage>`` input with its options (image
 folder, dataset config, files; compose also records ``data.synthesize``, the pairs it reads
 again), the identity of every input file or folder it reads (size and content hash for files;
-names, sizes and times for folders), the content of every file an option names (a prompt file,
-gold labels), the identity of every local model folder a model slot names (unless ``tiny:``
-builds it), and the adamllm version. Paths inside the config file's folder are written relative
+the names and contents of a data folder's files; names, sizes and times for a checkpoint folder),
+the content of every file an option names (a prompt file, gold labels) and of a ``source`` folder
+(a benchmark's records and images), the content of the images a training mix names (hashes
+cached per file by ``adamllm.content``), the identity of every local model folder a model slot
+names (unless ``tiny:`` builds it), and the adamllm version. Paths inside the config file's folder are written relative
 to it (``$CONFIG_DIR/...``), so a copied run folder reuses its finished stages. The runner stores
 it in ``OUT/<stage>/_running.json`` when the stage starts and in ``_done.json`` when it finishes, and compares it on the next run.
 
@@ -55,8 +57,15 @@ def component_dump(component: Any) -> Any:
     return {"type": component.type, **dumped}
 
 
-def identity(path: Path) -> dict[str, Any] | None:
-    """What identifies an input: a file's size and sha256; a folder's files' names, sizes, times."""
+def identity(path: Path, cache: Any = None) -> dict[str, Any] | None:
+    """What identifies an input: a file's size and sha256; a data folder's files' names and
+    contents (with ``cache``, an ``adamllm.content.ContentCache``: hashed once, reused while the
+    file is unchanged); a checkpoint folder's (or, without a cache, any folder's) files' names,
+    sizes and times: weights are too large to hash on every run."""
+    if cache is not None and (path.is_file() or (path.is_dir() and not _checkpoint(path))):
+        from .content import content_identity
+
+        return content_identity(path, cache)
     if path.is_file():
         digest = hashlib.sha256()
         with path.open("rb") as handle:
@@ -74,7 +83,19 @@ def identity(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[str, Any]:
+def _checkpoint(path: Path) -> bool:
+    """A model folder (``config.json`` at its top): identified by names, sizes and times."""
+    return (path / "config.json").is_file()
+
+
+def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: Any = None,
+                      named_files: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stage's fingerprint (see the module's docstring). ``cache``: the run's
+    ``adamllm.content.ContentCache`` (files and data folders identified by content);
+    ``named_files``: per file of records (a mix), the folder the images they name resolve under;
+    those images are identified by their contents as one entry, ``images named by <file>``;
+    ``changed_files`` then lists the files whose content changed since they were last hashed
+    (not compared: it is for the message)."""
     settings: dict[str, Any] = {"seed": config.seed}
     for entry in stage.depends_on:  # a section ("trainer") or a part of one ("synthesizer.model")
         section = entry.split(".")[0]
@@ -83,13 +104,23 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path]) -> dict[s
     settings.update(data_settings(config, stage.name))
     named = [Path(v) for v in settings.values() if _is_local_file(v)]  # a filter's prompt file, say
     named += [Path(v) for k, v in settings.items() if _is_model_folder(k, v, settings)]
+    if cache is not None:  # a benchmark's source folder (its records and images), say
+        named += [Path(v) for k, v in settings.items() if _is_source_folder(k, v)]
     source = getattr(config, "source", None)
     base = str(Path(source).parent) if source else None
+    found = {portable(str(p), base): identity(Path(p), cache) for p in [*inputs, *named]}
+    if cache is not None:
+        from .content import listing_digest
+
+        for listing, root in (named_files or {}).items():
+            found[f"images named by {portable(listing, base)}"] = listing_digest(cache, Path(listing), Path(root))
+    changed = [portable(p, base) for p in cache.changed_names()] if cache is not None else []
     return {
         "adamllm_version": __version__,
         "config": {k: portable(v, base) for k, v in settings.items()},
-        "inputs": {portable(str(p), base): identity(Path(p)) for p in [*inputs, *named]},
+        "inputs": found,
         **config_location(config),
+        **({"changed_files": changed} if changed else {}),
     }
 
 
@@ -152,6 +183,16 @@ def _is_local_file(value: Any) -> bool:
         return False
 
 
+def _is_source_folder(key: str, value: Any) -> bool:
+    """A component's ``source`` option naming a local folder (a benchmark's records and images)."""
+    if not (key == "source" or key.endswith(".source")) or not isinstance(value, str) or not value.startswith("/"):
+        return False
+    try:
+        return Path(value).is_dir()
+    except OSError:
+        return False
+
+
 def _is_model_folder(key: str, value: Any, settings: dict[str, Any]) -> bool:
     """A model slot's local checkpoint folder (``backbone.model``, ``synthesizer.model.model``):
     retrained or replaced weights are a changed input. A folder that ``tiny:`` builds on first use
@@ -178,7 +219,35 @@ def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
         if before.get(key, "<unset>") != after.get(key, "<unset>"):
             found.append(f"{key}: {before.get(key, '<unset>')} -> {after.get(key, '<unset>')}")
     before, after = old.get("inputs", {}), new["inputs"]
-    for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key):
-            found.append(f"input {key} {'changed' if key in before and key in after else 'differs'}")
-    return found
+    inputs = [f"input {key} {'changed' if key in before and key in after else 'differs'}"
+              for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    if inputs and new.get("changed_files"):
+        inputs[-1] += f" (changed file(s): {', '.join(new['changed_files'])})"
+    return found + inputs
+
+
+def output_signature(path: Path, cache: Any) -> dict | None:
+    """A finished stage's output file as it left it (size, sha256, lines), for ``_done.json``:
+    an output edited afterwards (a triplet deleted by hand) is noticed on the next run. None for a
+    folder (a model)."""
+    if not path.is_file():
+        return None
+    sha = cache.sha(path)
+    with path.open("rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return {"size": path.stat().st_size, "sha256": (sha or "")[:32], "lines": lines}
+
+
+def output_edited(done: dict | None, path: Path, cache: Any) -> str | None:
+    """Why a finished stage's output is not the one it wrote (edited, truncated, deleted), or None."""
+    recorded = (done or {}).get("output")
+    if not recorded:
+        return None
+    if not path.is_file():
+        return f"{path} was deleted after the stage finished"
+    sha = cache.sha(path)
+    if path.stat().st_size == recorded.get("size") and (sha or "")[:32] == recorded.get("sha256"):
+        return None
+    now = output_signature(path, cache)
+    return (f"{path} was changed after the stage finished ({recorded.get('lines')} lines when it finished, "
+            f"{now['lines'] if now else 0} now)")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
-from .fingerprint import changes, stage_fingerprint
+from .fingerprint import changes, output_edited, output_signature, stage_fingerprint
 from .registry import PluginManager
 from .specs import resolve
 from .stages import STAGE_TABLE, STAGES, Stage, StageError, stage as stage_row
@@ -124,6 +124,30 @@ class StageContext:
         if self.name == "synthesize":  # a tuned synthesizer model replaces the slot's model
             paths += [p for p in [self.tuned_synthesizer_model()] if p is not None]
         return [p for p in paths if p.exists()]
+
+    def named_files(self) -> dict[str, Any]:
+        """The files of records this stage reads, each with the folder their images resolve under
+        (the images are in its fingerprint by content, so a replaced one reruns it): the image-caption
+        pairs (synthesize, compose; core's readers only) and, for ``train`` reading a local JSONL
+        or JSON file, those of its records. A hub dataset or a dataset folder: none here (a
+        folder's files are its identity)."""
+        from .inputs import PAIR_STAGES
+
+        if self.name in PAIR_STAGES:
+            return {str(s.path): str(s.images or s.path.parent)
+                    for s in self._pair_sources(required=False) if s.reader is None and s.path.is_file()}
+        if self.name != "train":
+            return {}
+        try:
+            path = self.input_path()
+        except StageError:
+            return {}
+        if not path.is_file():
+            return {}
+        given = self.data_input()
+        root = (given.images if given is not None else None) or \
+            getattr(getattr(self.config.trainer, "options", None), "image_root", None) or path.parent
+        return {str(path): str(root)}
 
     def tuned_synthesizer_model(self) -> Path | None:
         """``OUT/tune/model`` when the ``tune`` stage finished and wrote it (the synthesize stage then
@@ -332,6 +356,14 @@ def run_pipeline(
     if unknown:
         raise StageError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     config.output_dir.mkdir(parents=True, exist_ok=True)
+    from .content import cache_for
+
+    with cache_for(config.output_dir) as cache:
+        return _run_stages(config, plugins, wanted, force, echo, pair_limit, record_prompts, cache)
+
+
+def _run_stages(config: Any, plugins: PluginManager, wanted: list[str], force: bool, echo: Callable[[str], None],
+                pair_limit: int | None, record_prompts: bool, cache: Any) -> dict[str, dict]:
     from .sharding import World
 
     world = World()  # under a multi-process launcher: one writer of the markers, same decisions everywhere
@@ -346,15 +378,20 @@ def run_pipeline(
         if record_prompts:
             ctx.prompt_log = folder / PROMPTS
             ctx.prompt_log.unlink(missing_ok=True)
-        fingerprint = stage_fingerprint(config, row, ctx.input_paths())
+        cache.changed.clear()
+        fingerprint = stage_fingerprint(config, row, ctx.input_paths(), cache, ctx.named_files())
         done, running = _read_json(folder / DONE), _read_json(folder / RUNNING)
         action, why = _decide(done, running, fingerprint, force, reran)
+        edited = output_edited(done, ctx.output_path(), cache) if action == "skip" else None
         world.barrier()  # every process decided from the same markers before the main one changes them
-        if action == "skip":
+        if edited:
+            action = "resume"
+            echo(f"[{row.name}] {edited}; completing it")
+        elif action == "skip":
             echo(f"[{row.name}] already done with the same config and inputs; skipping (--force reruns it)")
             summaries[row.name] = done
             continue
-        if done is not None and why != "--force":
+        elif done is not None and why != "--force":
             echo(f"[{row.name}] rerunning from scratch, it changed since it last ran: {why}")
         elif running is not None and action == "fresh" and why != "--force":
             echo(f"[{row.name}] starting over: {why}")
@@ -367,11 +404,14 @@ def run_pipeline(
         started = time.time()
         summary = resolve(row.run)(ctx) or {}
         summary = {**ctx.summary, **summary, "seconds": round(time.time() - started, 3)}
+        output = output_signature(ctx.output_path(), cache)
         if main_process:
-            _write_json(folder / DONE, {**summary, "fingerprint": fingerprint})
+            marker = {**summary, "fingerprint": fingerprint, **({"output": output} if output else {})}
+            _write_json(folder / DONE, marker)
             (folder / RUNNING).unlink(missing_ok=True)
         world.barrier()
         summaries[row.name] = summary
-        reran = reran or row.name
+        if not (edited and output == done.get("output")):  # repaired as it was: later stages stay valid
+            reran = reran or row.name
         echo(f"[{row.name}] done in {summary['seconds']} s")
     return summaries

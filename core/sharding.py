@@ -70,12 +70,13 @@ def remove_shards(path: Path) -> None:
         shard.unlink(missing_ok=True)
 
 
-def merge_in_order(path: Path, ids: Iterable[str]) -> int:
+def merge_in_order(path: Path, ids: Iterable[str], always: bool = False) -> int:
     """Rewrite ``path`` with every record of ``path`` and its shards, one line per id, in the order
     of ``ids`` (the input order; ids with no record are skipped, the first record of an id wins),
-    then delete the shards. A no-op when there are no shards. Returns the number of records."""
+    then delete the shards. A no-op when there are no shards, unless ``always`` (records appended
+    out of order to ``path`` itself). Returns the number of records."""
     parts = shards(path)
-    if not parts:
+    if not parts and not always:
         return -1
     sources = ([path] if path.exists() else []) + parts
     where: dict[str, tuple[int, int, int]] = {}

@@ -22,7 +22,8 @@ from ..benchmark import Benchmark, CheckedScorer, open_image
 from ..io import DataError, completed_ids, iter_records
 from ..quarantine import REJECTED, Quarantine
 from .distributed import process_state
-from .predictions import PREDICTIONS, _claim, _prediction_files, merge_predictions, model_fingerprint
+from ..content import cache_for
+from .predictions import PREDICTIONS, _claim, _prediction_files, input_signature, merge_predictions, model_fingerprint
 from .report import _now, _summary, domain_averages
 from .task import EvalTask, EvaluationError
 
@@ -96,7 +97,13 @@ def evaluate(
                          "generation": settings.model_dump(), "data": describe}
             if prompting:
                 signature["prompting"] = prompting
-            _claim(bench_dir, signature, restart_stale, state)
+            with cache_for(out) as cache:
+                inputs = input_signature(describe, cache)
+                changed, changed_paths = cache.changed_names(), [str(Path(p).resolve()) for p in cache.changed]
+            if inputs is not None:
+                signature["inputs"] = inputs
+            _claim(bench_dir, signature, restart_stale, state, changed, samples, changed_paths,
+                   all_changed=not cache.changed)
 
             done = set().union(*(completed_ids(p) for p in _prediction_files(bench_dir)))
             pending = [(i, s) for i, s in enumerate(samples) if s.id not in done]

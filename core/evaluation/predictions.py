@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -14,8 +15,9 @@ from .task import EvaluationError
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
 #: run.json keys that must match for finished predictions to be reused (``prompting``: the
-#: backbone's evaluation settings, absent for a backbone without any).
-SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "prompting", "data")
+#: backbone's evaluation settings, absent for a backbone without any; ``inputs``: the content of
+#: the benchmark's local source, see ``input_signature``).
+SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "prompting", "data", "inputs")
 
 
 def _prediction_files(bench_dir: Path) -> list[Path]:
@@ -44,22 +46,50 @@ def model_fingerprint(model: str) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state) -> None:
-    """Refuse (or, with ``restart_stale``, delete) predictions made with other settings."""
+def input_signature(describe: dict, cache) -> dict | None:
+    """The content of a benchmark's local source (``describe()["source"]``: its records file, or
+    its folder of records and images), through ``cache`` (an ``adamllm.content.ContentCache``),
+    so predictions made for edited questions, labels or images are not reused; None for a hub
+    source (its id, revision and split are in ``data``) or a benchmark that names no source."""
+    from ..content import content_identity
+
+    source = describe.get("source") if isinstance(describe, dict) else None
+    if not isinstance(source, str) or not source.startswith("/"):
+        return None
+    found = content_identity(Path(source), cache)
+    return {"source": found} if found is not None else None
+
+
+def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed: list[str] = (),
+           samples: list | None = None, changed_paths: Iterable[str] = (), all_changed: bool = False) -> None:
+    """Refuse (or, with ``restart_stale``, delete) predictions made with other settings. When only
+    the benchmark's content changed (``inputs``), says which files changed (``changed``) and keeps
+    only the predictions of samples that did not (``_keep_unchanged``; all are deleted when the
+    changed files are not known, ``all_changed``): the same command on edited data must not reuse
+    a prediction made for another question, label or image."""
     run_file = bench_dir / RUN_FILE
-    stale = []
+    stale, previous = [], {}
     if run_file.exists():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
         stale = [key for key in SIGNATURE_KEYS if previous.get(key) != signature.get(key)]
     has_predictions = any(p.exists() for p in _prediction_files(bench_dir))
-    if stale and has_predictions and not restart_stale:
+    edited = stale == ["inputs"]
+    why = "changed since its predictions" if previous.get("inputs") else "is not recorded with its predictions"
+    if stale and has_predictions and not restart_stale and not edited:
         raise EvaluationError(
             f"{bench_dir} holds predictions made with a different {', '.join(stale)}; "
             f"rerun with --force to discard them, or choose another output directory"
         )
+    kept = edited and has_predictions and bool(changed) and samples is not None and not all_changed
+    if edited and has_predictions and state.is_main_process:
+        files = f" (changed file(s): {', '.join(changed)})" if changed else ""
+        print(f"{bench_dir.name}: the benchmark's content {why} in {bench_dir}{files}; evaluating "
+              f"{'the samples it changed' if kept else 'it'} again", file=sys.stderr)
     state.wait_for_everyone()  # every process has read the old state before it changes
     if state.is_main_process:
-        if stale and restart_stale:
+        if kept:
+            _keep_unchanged(bench_dir, samples, set(changed_paths))
+        elif stale and (restart_stale or edited):
             for path in _prediction_files(bench_dir):
                 path.unlink(missing_ok=True)
         bench_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +97,32 @@ def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state) -> None
         tmp.write_text(json.dumps(signature, indent=2, default=str), encoding="utf-8")
         os.replace(tmp, run_file)
     state.wait_for_everyone()
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _keep_unchanged(bench_dir: Path, samples: list, changed_paths: set[str]) -> None:
+    """Rewrite the predictions keeping those whose sample is still there with the same prompt,
+    label, fields and image path, and whose image is not one of ``changed_paths``."""
+    current = {sample.id: sample for sample in samples}
+    kept = []
+    for path in _prediction_files(bench_dir):
+        for record in _read_records(path):
+            sample = current.get(str(record["id"]))
+            if sample is None or record.get("prompt") != sample.prompt or record.get("label") != _plain(sample.label):
+                continue
+            if any(record.get(k) != _plain(v) for k, v in sample.fields.items()):
+                continue
+            image = str(sample.image) if isinstance(sample.image, (str, Path)) else None
+            if record.get("image") != image or (image is not None and str(Path(image).resolve()) in changed_paths):
+                continue
+            kept.append(record)
+    for path in _prediction_files(bench_dir):
+        path.unlink(missing_ok=True)
+    if kept:
+        write_jsonl(bench_dir / PREDICTIONS, kept)
 
 
 def discard_predictions(out_dir: str | os.PathLike, names: Iterable[str]) -> None:
