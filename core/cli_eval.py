@@ -190,8 +190,10 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
     """
     from .cli import command_line
     from .evaluation import build_task, discard_predictions, evaluate, expand_names, per_process_device, process_state
-    from .locking import output_lock
+    from .locking import check_output_folder, output_lock
 
+    if out_dir:  # never a root or the home folder, before anything is loaded (the run's own check)
+        check_output_folder(out_dir)
     pm = _pm(ctx)
     names = expand_names(pm, [n.strip() for n in benchmark_list.split(",") if n.strip()])
     if not names:

@@ -221,6 +221,11 @@ def test_output_dir_may_not_be_a_root_or_the_home_folder_and_tiny_no_mount_point
     assert error_line(tiny) == (f"Error: {home} is the home folder: refusing to write there; give a folder of "
                                 f"its own inside it")
     assert list(home.iterdir()) == []
+    evaluated = adamllm("eval", "--backbone", "qwen2_vl", "--model", "no-such-model", "--benchmarks", "slake",
+                        "--out", str(home), HOME=str(home))  # eval --out: the same check, before any model loads
+    assert error_line(evaluated) == (f"Error: {home} is the home folder: refusing to write there; give a folder of "
+                                     f"its own inside it")
+    assert list(home.iterdir()) == []
     mount = _mount_point()  # a run may write into a disk mounted for it; tiny and export replace the folder whole
     if mount:
         refused = adamllm("tiny", "qwen2_vl", mount, "--force")
