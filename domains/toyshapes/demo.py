@@ -41,8 +41,8 @@ from typing import Callable
 
 import yaml
 
-from .demo_report import (audit_lines, audit_sentence, closing_lines, result_sentences, stage_times,
-                          synthesizer_audits, timing_line, versions, versions_line)
+from .demo_report import (audit_lines, closing_lines, result_sentences, stage_times, synthesizer_audits,
+                          timing_line, versions, versions_line)
 
 ROWS = ("general", "caption-only", "adamllm")
 ABLATION_ROWS = ("rules", "two-stage", "no-filter")
@@ -128,8 +128,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     from adamllm.config import load_config
     from adamllm.domains.toyshapes import GeneralModelSettings, build_general_model, demo_world
     from adamllm.locking import output_lock
-    from adamllm.registry import get_plugin_manager
     from adamllm.errors import first_line
+    from adamllm.registry import get_plugin_manager
     from adamllm.runner import run_pipeline
     from adamllm.stages import StageError
 
@@ -170,7 +170,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings, *, ablation: bool = Fa
     for line in table(report) + [""] + audit_lines(report):
         echo(line)
     echo(f"[demo] {timing_line(report)}")
-    for line in closing_lines(report, out, extra=[audit_sentence(report)] if report["synthesizers"] else []):
+    for line in closing_lines(report, out):
         echo(line)
     return report
 
@@ -266,12 +266,11 @@ def write_report(out: Path, report: dict) -> None:
              "", "Rows: the general model; post-trained on captions only; post-trained with the method "
              "(caption + synthetic task, single stage); ablations when asked for. The last row is no model: "
              f"the most frequent answer per question type, what the text alone scores ({CHANCE}).", "",
-             *result_sentences(report), *([audit_sentence(report)] if report.get("synthesizers") else []),
-             "", timing_line(report), versions_line(report),
+             *result_sentences(report), "", timing_line(report), versions_line(report),
              "Look at the data: `adamllm inspect rows/adamllm` from this folder.", ""]
-    audit = ["", *audit_lines(report)] if report.get("synthesizers") else []
-    (out / "report.md").write_text("\n".join(intro + table(report) + audit) + "\n\n![chart](report.png)\n",
-                                   encoding="utf-8")
+    audit = audit_lines(report)
+    (out / "report.md").write_text("\n".join(intro + table(report) + ([""] + audit if audit else []))
+                                   + "\n\n![chart](report.png)\n", encoding="utf-8")
     plot(report, out / "report.png")
 
 

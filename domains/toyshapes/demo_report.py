@@ -93,8 +93,8 @@ def _means(report: dict, scorer: str) -> list[tuple[str, float]]:
 
 
 def result_sentences(report: dict) -> list[str]:
-    """Which row wins by how much under each scorer (the mean of every metric, x100), and the
-    text-only chance level."""
+    """Which row wins by how much under each scorer (the mean of every metric, x100), the
+    text-only chance level, and how true the synthesizers' tasks are (``audit_sentence``)."""
     from adamllm.domains.toyshapes.demo import SCORERS, headline
 
     said = []
@@ -114,6 +114,8 @@ def result_sentences(report: dict) -> list[str]:
     if report.get("chance"):
         legacy, strict = (headline(report["chance"], s) for s in SCORERS)
         said[-1] += f" The text alone, no model, scores {legacy:.1f} / {strict:.1f}."
+    if report.get("synthesizers"):
+        said.append(audit_sentence(report))
     return said
 
 
@@ -139,6 +141,7 @@ def synthesizer_audits(world, out: Path, rows: Iterable[str]) -> dict:
     the world's facts (``audit.audit_triplets``), all of them and those its filter kept (a ``yes``
     verdict); a row that wrote no triplets file is left out."""
     from adamllm.domains.toyshapes.audit import audit_triplets
+    from adamllm.io import iter_records
 
     audits = {}
     for name in rows:
@@ -146,23 +149,25 @@ def synthesizer_audits(world, out: Path, rows: Iterable[str]) -> dict:
         path = folder / "synthesize" / "triplets.jsonl"
         if not path.is_file():
             continue
-        triplets = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        triplets = [record for _, record in iter_records(path)]
         audits[name] = {"synthesized": audit_triplets(world, triplets)}
         verdicts = folder / "filter" / "verdicts.jsonl"
         if verdicts.is_file():
-            kept = {v["id"] for v in map(json.loads, verdicts.read_text(encoding="utf-8").splitlines())
-                    if v.get("verdict") == "yes"}
+            kept = {v["id"] for _, v in iter_records(verdicts) if v.get("verdict") == "yes"}
             audits[name]["kept"] = audit_triplets(world, [t for t in triplets if t["id"] in kept])
     return audits
 
 
 def audit_lines(report: dict) -> list[str]:
     """The synthesizers' audit as a markdown table: how many tasks, the share whose precise answer
-    is true of the image (all, and those the filter kept), and per question family."""
+    is true of the image (all, and those the filter kept), and per question family; none without
+    an audited row."""
+    if not report.get("synthesizers"):
+        return []
     lines = ["synthesized tasks against the world's facts (precise answer true of the image)",
              "| synthesizer row | triplets | true | kept by filter | kept true | families | distinct instructions "
              "| true per family |", "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for name, audit in (report.get("synthesizers") or {}).items():
+    for name, audit in report["synthesizers"].items():
         made, kept = audit["synthesized"], audit.get("kept")
         per = ", ".join(f"{family} {v['true']}/{v['n']}" for family, v in made["families"].items()) or "–"
         kept_cells = (f"{kept['triplets']} | {kept['fact_accuracy']:.1f}%" if kept else "– | –")
