@@ -67,11 +67,9 @@ def identity(path: Path, cache: Any = None) -> dict[str, Any] | None:
 
         return content_identity(path, cache)
     if path.is_file():
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return {"size": path.stat().st_size, "sha256": digest.hexdigest()[:32]}
+        from .content import file_sha256
+
+        return {"size": path.stat().st_size, "sha256": file_sha256(path)[:32]}
     if path.is_dir():
         digest = hashlib.sha256()
         count = 0
