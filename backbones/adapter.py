@@ -294,24 +294,11 @@ class VisionLanguageAdapter:
         if n_placeholders != len(images):
             raise BadSample(f"{n_placeholders} <image> placeholders but {len(images)} images")
         pil_images = _load_images(images, image_root)
-        text = self.render(messages, add_generation_prompt=add_generation_prompt)
-        train_eos = policy == "after_first_turn" and not add_generation_prompt
-        if train_eos:
-            text += self.end_of_text_token
-        spans = [] if add_generation_prompt else self._label_spans(messages, text, policy)
-        if train_eos and spans:
-            spans[-1] = (spans[-1][0], len(text))
-
-        # Labels on the text with one placeholder per image...
-        plain = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        plain_labels = []
-        for token, (start, _end) in zip(plain["input_ids"], plain["offset_mapping"]):
-            inside = any(a <= start < b for a, b in spans)
-            plain_labels.append(token if inside else IGNORE_INDEX)
-        # ...carried over to the processor's output, where each placeholder became N image tokens.
+        text, plain_ids, plain_labels = self.plain_tokens(messages, policy, add_generation_prompt)
+        # the labels carried over to the processor's output, where each placeholder became N image tokens
         inputs = self._process(text, pil_images)
         ids = inputs["input_ids"][0]
-        labels = self._expand_labels(plain["input_ids"], plain_labels, ids.tolist())
+        labels = self._expand_labels(plain_ids, plain_labels, ids.tolist())
         if ids.shape[0] > self.max_length:
             raise SampleTooLong(int(ids.shape[0]), self.max_length)
         sample = {k: (v[0] if k in ("input_ids", "attention_mask", "mm_token_type_ids", "cross_attention_mask")
@@ -320,9 +307,25 @@ class VisionLanguageAdapter:
         sample["num_image_tokens"] = int((ids == self.image_token_id).sum())
         return sample
 
+    def plain_tokens(self, messages: Sequence[dict], policy: LabelPolicy = "assistant",
+                     add_generation_prompt: bool = False) -> tuple[str, list[int], list[int]]:
+        """The rendered text, its token ids with one placeholder token per image, and their labels
+        (``IGNORE_INDEX`` outside the trained spans): ``encode`` before the images are expanded."""
+        text = self.render(messages, add_generation_prompt=add_generation_prompt)
+        train_eos = policy == "after_first_turn" and not add_generation_prompt
+        if train_eos:
+            text += self.end_of_text_token
+        spans = [] if add_generation_prompt else self._label_spans(messages, text, policy)
+        if train_eos and spans:
+            spans[-1] = (spans[-1][0], len(text))
+        plain = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        labels = [token if any(a <= start < b for a, b in spans) else IGNORE_INDEX
+                  for token, (start, _end) in zip(plain["input_ids"], plain["offset_mapping"])]
+        return text, list(plain["input_ids"]), labels
+
     def encode_all(self, records: Iterable[dict], policy: LabelPolicy = "assistant",
                    image_root: str | os.PathLike | None = None, max_problems: int = 20,
-                   keep_pixels: bool = False) -> EncodedSet:
+                   keep_pixels: bool = False, image_check: str | None = "decode") -> EncodedSet:
         """Encode ``{"messages", "images"}`` records; too long or bad ones are dropped and counted.
 
         Unless ``keep_pixels``, the kept samples hold token tensors and image references only; the
@@ -330,12 +333,36 @@ class VisionLanguageAdapter:
         training step), so memory does not grow with the number of images. Integer tensors are
         kept in the smallest dtype that holds them (about 10 instead of 32 bytes per token) and
         widened again by ``collate``.
+
+        Without pixels the processor is not run at all (``header_encoding``): image tokens are
+        counted from each image's size, checked against a full ``encode`` on the first sample with
+        images (full encoding for every record when they differ). ``image_check``: ``decode``
+        (each image decoded and checked, as ``encode`` does), ``header`` (only its header read) or
+        None (the processor on every image, as before).
         """
+        from .header_encoding import encode_from_headers, same_sample
+
         result = EncodedSet()
+        # None: not checked yet; never for a family without images (its own encode refuses them)
+        headers: bool | None = None if image_check and not keep_pixels and self.pixel_keys else False
+        token_types = False
         for index, record in enumerate(records):
             images = list(record.get("images") or [])
             try:
-                sample = self.encode(record["messages"], images, policy, image_root=image_root)
+                sample = None
+                if images and headers is not False:
+                    sample = encode_from_headers(self, record["messages"], images, policy, image_root,
+                                                 check=image_check, token_types=token_types)
+                    if headers is None:  # the first: compared with the processor's own encoding
+                        full = self.encode(record["messages"], images, policy, image_root=image_root)
+                        token_types = "mm_token_type_ids" in full
+                        if sample is not None and token_types:
+                            sample["mm_token_type_ids"] = (sample["input_ids"] == self.image_token_id).long()
+                        headers = sample is not None and same_sample(sample, full, self.pixel_keys)
+                        sample = full
+                        result.header_encoded = headers
+                if sample is None:
+                    sample = self.encode(record["messages"], images, policy, image_root=image_root)
                 if images and not keep_pixels:
                     for key in self.pixel_keys:
                         sample.pop(key, None)

@@ -56,6 +56,7 @@ class EncodedSet:
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     problems: list[str] = field(default_factory=list)  # the first few, naming the record
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (record index, reason, message) of each drop
+    header_encoded: bool | None = None  # image tokens counted from image sizes (None: no image met)
 
 
 def unwrap_model(model: Any) -> Any:
@@ -170,7 +171,10 @@ class Backbone(Generator, Protocol):
                add_generation_prompt: bool = False, image_root: Any = None) -> dict: ...
 
     def encode_all(self, records: Iterable[dict], policy: LabelPolicy = "assistant", image_root: Any = None,
-                   max_problems: int = 20, keep_pixels: bool = False) -> EncodedSet: ...
+                   max_problems: int = 20, keep_pixels: bool = False,
+                   image_check: str | None = "decode") -> EncodedSet:
+        """``image_check``: how images are checked when pixels are not kept (``decode``, ``header``;
+        None: run the processor); an adapter that always runs its processor may ignore it."""
 
     # -- batching
     def collate(self, samples: Sequence[dict], padding_side: str = "right") -> dict: ...

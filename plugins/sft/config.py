@@ -68,6 +68,11 @@ class SFTConfig(BaseModel):
     image_root: Optional[LocalPath] = Field(
         None, description="Images resolve here (relative to the config file; data.train.images says the same); "
                           "default: the data file's folder, then its sibling images/ folder.")
+    image_check: Literal["decode", "header", "processor"] = Field(
+        "decode", description="Before step 1, each image is decoded and checked (decode), only its header read "
+                              "(header: nothing decoded before step 1; a file truncated past its header fails when "
+                              "its batch is built), or run through the processor as well (processor: the old path). "
+                              "Token counts come from image sizes except under processor.")
     limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
     save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(2, ge=1)

@@ -142,7 +142,8 @@ class SFTTrainer:
         accelerator.wait_for_everyone()
 
         started = time.time()
-        encoded = adapter.encode_all(records, cfg.label_policy, image_root=image_root)
+        check = None if cfg.image_check == "processor" else cfg.image_check
+        encoded = adapter.encode_all(records, cfg.label_policy, image_root=image_root, image_check=check)
         if quarantine is not None:
             for index, reason, message in encoded.rejected:
                 record = records[index]
@@ -168,7 +169,8 @@ class SFTTrainer:
         summary: dict[str, Any] = {"records": len(records), "samples": len(encoded.samples),
                                    "dropped": dict(encoded.dropped), "drop_examples": encoded.problems[:5],
                                    **(quarantine.stats() if quarantine is not None else {}),
-                                   "encode_seconds": round(encode_seconds, 3), "resumed_from": None}
+                                   "encode_seconds": round(encode_seconds, 3), "image_check": cfg.image_check,
+                                   "image_tokens_from_sizes": encoded.header_encoded, "resumed_from": None}
         # a checkpoint belongs to one stage: the stages before it are skipped
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0
         return Run(accelerator=accelerator, seed=seed, samples=encoded.samples, lengths=lengths,
