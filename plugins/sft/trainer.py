@@ -143,7 +143,8 @@ class SFTTrainer:
 
         started = time.time()
         check = None if cfg.image_check == "processor" else cfg.image_check
-        encoded = adapter.encode_all(records, cfg.label_policy, image_root=image_root, image_check=check)
+        encoded = adapter.encode_all(_encoding_bar(records, accelerator.is_main_process), cfg.label_policy,
+                                     image_root=image_root, image_check=check)
         if quarantine is not None:
             for index, reason, message in encoded.rejected:
                 record = records[index]
@@ -414,6 +415,19 @@ class SFTTrainer:
             for step, loss, lr in state.losses:
                 handle.write(json.dumps({"step": step, "loss": loss, "lr": lr}) + "\n")
         plot_loss_curve(state.losses, out / "loss_curve.png")
+
+
+#: From this many records on, encoding before step 1 shows a progress bar (about a second and up).
+ENCODING_BAR_FROM = 1000
+
+
+def _encoding_bar(records: Sequence[dict], enabled: bool):
+    """``records``, iterated under an "encode" bar with its ETA when there are enough to wait for."""
+    if len(records) < ENCODING_BAR_FROM or not enabled:
+        return records
+    from tqdm.auto import tqdm
+
+    return tqdm(records, total=len(records), desc="encode", unit="rec", dynamic_ncols=True, mininterval=1.0)
 
 
 def _progress(total: int, done: int, enabled: bool, stage: int, stages: int):
