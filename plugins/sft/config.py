@@ -73,6 +73,9 @@ class SFTConfig(BaseModel):
                               "(header: nothing decoded before step 1; a file truncated past its header fails when "
                               "its batch is built), or run through the processor as well (processor: the old path). "
                               "Token counts come from image sizes except under processor.")
+    encode_cache: bool = Field(
+        True, description="Keep the encoded records in OUT/train/encoded/, reused by a resume or rerun while the "
+                          "records, their image files, the tokenizer and these settings are unchanged.")
     limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
     save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(2, ge=1)

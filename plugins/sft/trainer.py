@@ -30,6 +30,7 @@ import torch
 
 from adamllm.backbone import unwrap_model
 
+from . import encode_cache
 from .batching import epoch_batches, padding_fraction, real_tokens, shard
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, reported_writes, save_checkpoint
 from .config import SFTConfig
@@ -143,8 +144,15 @@ class SFTTrainer:
 
         started = time.time()
         check = None if cfg.image_check == "processor" else cfg.image_check
-        encoded = adapter.encode_all(_encoding_bar(records, accelerator.is_main_process), cfg.label_policy,
-                                     image_root=image_root, image_check=check)
+        key = encode_cache.cache_key(adapter, records, policy=cfg.label_policy, image_root=image_root,
+                                     image_check=check, content_folder=out) if cfg.encode_cache else None
+        encoded = encode_cache.load(out / encode_cache.FOLDER, key) if key else None
+        from_cache = encoded is not None
+        if encoded is None:
+            encoded = adapter.encode_all(_encoding_bar(records, accelerator.is_main_process), cfg.label_policy,
+                                         image_root=image_root, image_check=check)
+            if key and accelerator.is_main_process:
+                encode_cache.save(out / encode_cache.FOLDER, key, encoded)
         if quarantine is not None:
             for index, reason, message in encoded.rejected:
                 record = records[index]
@@ -171,7 +179,8 @@ class SFTTrainer:
                                    "dropped": dict(encoded.dropped), "drop_examples": encoded.problems[:5],
                                    **(quarantine.stats() if quarantine is not None else {}),
                                    "encode_seconds": round(encode_seconds, 3), "image_check": cfg.image_check,
-                                   "image_tokens_from_sizes": encoded.header_encoded, "resumed_from": None}
+                                   "image_tokens_from_sizes": encoded.header_encoded,
+                                   "encoded_from_cache": from_cache, "resumed_from": None}
         # a checkpoint belongs to one stage: the stages before it are skipped
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0
         return Run(accelerator=accelerator, seed=seed, samples=encoded.samples, lengths=lengths,
