@@ -291,8 +291,9 @@ def build_tiny_causal_lm(out_dir: str | os.PathLike, size: str = "tiny", seed: i
     from .offline_tokenizer import build_tokenizer
     from .templates import _llama3_template
 
-    if size not in tiny.SIZES:
-        raise ValueError(f"unknown size {size!r}; expected one of {tiny.SIZES}")
+    if size not in tiny.SIZES or size in tiny.LARGE_SIZES:
+        small = [s for s in tiny.SIZES if s not in tiny.LARGE_SIZES]
+        raise ValueError(f"unknown size {size!r} for causal_lm; expected one of {small}")
     text = dict(tiny._TEXT[size])
     vocab_size = text.pop("vocab_size")
     roles = TINY_ROLES[bool(chat_template)]

@@ -46,6 +46,7 @@ __all__ = [
     "FAMILIES",
     "MARKER_FILE",
     "MLLAMA_GATE_VALUE",
+    "LARGE_SIZES",
     "SIZES",
     "SPECIAL_TOKENS",
     "TOKEN_ROLES",
@@ -60,7 +61,10 @@ __all__ = [
 ]
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_next", "mllama")
-SIZES = ("tiny", "small")
+SIZES = ("tiny", "small", "2b")
+#: Sizes built for some families only: the real models' dimensions, random weights, for GPU checks
+#: (``bench/gpu_check.py``); far too large for a CPU test.
+LARGE_SIZES = {"2b": ("qwen2_vl",)}
 
 #: Written beside config.json; records that a directory is an adamllm tiny build.
 MARKER_FILE = "adamllm_tiny.json"
@@ -112,6 +116,11 @@ _TEXT = {
     "small": {"vocab_size": 4096, "hidden_size": 256, "intermediate_size": 512,
               "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
               "max_position_embeddings": 8192},
+    # Qwen2-VL-2B's language model (the tokenizer stays a 4096-entry offline BPE; the embedding
+    # matrix has the real model's 151,936 rows, tied to the LM head as in the real model)
+    "2b": {"vocab_size": 4096, "model_vocab_size": 151_936, "hidden_size": 1536, "intermediate_size": 8960,
+           "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+           "max_position_embeddings": 32768, "tie_word_embeddings": True},
 }
 
 # Per family and size: vision tower, image processor, processor and family-specific extras.
@@ -186,6 +195,8 @@ def _check(family: str, size: str) -> None:
         raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
+    if size in LARGE_SIZES and family not in LARGE_SIZES[size]:
+        raise ValueError(f"size {size!r} is built for {', '.join(LARGE_SIZES[size])} only, not {family!r}")
 
 
 def tiny_config(family: str, size: str = "tiny") -> dict[str, Any]:
@@ -245,7 +256,9 @@ def build_model_config(family: str, size: str = "tiny", tokenizer=None, *, image
     spec = tiny_config(family, size)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family, size, image_token=image_token)
     ids = _token_ids(family, tokenizer, image_token)
-    text = dict(spec["text"], vocab_size=len(tokenizer), bos_token_id=ids["bos"],
+    shapes = dict(spec["text"])
+    model_vocab = shapes.pop("model_vocab_size", None)
+    text = dict(shapes, vocab_size=max(model_vocab or 0, len(tokenizer)), bos_token_id=ids["bos"],
                 eos_token_id=ids["eos"], pad_token_id=ids["pad"])
     if family in QWEN_FAMILIES:
         cfg = qwen_model_config(family, spec, text, tokenizer)
@@ -345,7 +358,9 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AutoModelForImageTextToText.from_config(config)
+        # the real sizes are written in bf16, as the real checkpoints are (half the disk and load time)
+        dtype = torch.bfloat16 if size in LARGE_SIZES else None
+        model = AutoModelForImageTextToText.from_config(config, **({"dtype": dtype} if dtype else {}))
     if family == "mllama":
         _open_gates(model)
     model.eval()

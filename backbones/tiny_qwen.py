@@ -38,6 +38,14 @@ QWEN_FAMILY_SPECS: dict[tuple[str, str], dict[str, Any]] = {
                    "spatial_merge_size": 2, "temporal_patch_size": 2},
         "image_processor": dict(_SMALL_28),
     },
+    ("qwen2_vl", "2b"): {
+        # Qwen2-VL-2B: head_dim 128, its vision tower (665 M parameters; 2,208,985,600 in all, as the real model) and its image processor
+        "mrope_section": [16, 24, 24],
+        "vision": {"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4, "patch_size": 14,
+                   "spatial_merge_size": 2, "temporal_patch_size": 2},
+        "image_processor": {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280, "patch_size": 14,
+                            "temporal_patch_size": 2, "merge_size": 2},
+    },
     ("qwen2_5_vl", "tiny"): {
         "mrope_section": [2, 3, 3],
         # window 28 px = one merged token per window in block 0; block 1 attends to the whole image

@@ -339,8 +339,9 @@ def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages
 @cli.command()
 @click.argument("backbone")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
-              help="tiny: ~0.3M parameters, for tests; small: a few M, for demos.")
+@click.option("--size", type=click.Choice(["tiny", "small", "2b"]), default="tiny", show_default=True,
+              help="tiny: ~0.3M parameters, for tests; small: a few M, for demos; 2b: Qwen2-VL-2B's "
+                   "dimensions (qwen2_vl only; random bf16 weights, 4.4 GB, for GPU checks).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same weights.")
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it is not empty.")
 @click.pass_context
