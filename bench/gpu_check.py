@@ -8,7 +8,8 @@ model's 2.21 B parameters; no download), writes a synthetic mix of image-questio
 then measures, each in one process:
 
 * training with the ``sft`` trainer (packed rows; bf16 autocast on a GPU): full fine-tuning and
-  LoRA, with SDPA, and with flash-attention 2 where ``flash_attn`` is installed; tokens/s, model
+  LoRA, with SDPA, and with flash-attention 2 where ``flash_attn`` is installed, batches collated
+  by the default workers (and once in the training process, to compare); tokens/s, model
   FLOPs utilisation against the GPU's bf16 dense peak (6 N FLOPs per token for full training, 4 N
   for LoRA, N the parameters), first and last loss, peak GPU memory;
 * generation with the backbone's batched ``generate`` at batch 1, 16 and 64 (a fixed number of
@@ -61,7 +62,8 @@ def memory(torch, device: str) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None
 
 
-def train_variant(checkpoint: Path, mix: Path, out: Path, spec: dict, device: str, mode: str, attn: str) -> dict:
+def train_variant(checkpoint: Path, mix: Path, out: Path, spec: dict, device: str, mode: str, attn: str,
+                  workers: int | None = None) -> dict:
     import torch
 
     from adamllm.backbones.families import ADAPTERS
@@ -76,13 +78,14 @@ def train_variant(checkpoint: Path, mix: Path, out: Path, spec: dict, device: st
                                                    min_pixels=side * side, max_pixels=side * side, max_length=4096)
     records, root = load_records(mix)
     config = SFTConfig(mode=mode, max_steps=spec["steps"], batch_size=spec["batch"], learning_rate=1e-5,
-                       lr_scheduler="constant", warmup_ratio=0.0, encode_cache=False,
+                       lr_scheduler="constant", warmup_ratio=0.0, encode_cache=False, dataloader_workers=workers,
                        mixed_precision="bf16" if device == "cuda" else "no")
     summary = SFTTrainer(config).train(adapter, records, out, image_root=root, seed=0)
     parameters = sum(p.numel() for p in adapter.model.parameters())
     return {"tokens_per_s": summary["tokens_per_second"], "first_loss": summary["first_loss"],
             "final_loss": summary["final_loss"], "steps": summary["steps"], "parameters": parameters,
-            "flops_per_token": (6 if mode == "full" else 4) * parameters, "peak_gpu_gb": memory(torch, device)}
+            "flops_per_token": (6 if mode == "full" else 4) * parameters, "peak_gpu_gb": memory(torch, device),
+            "dataloader_workers": summary["dataloader_workers"]}
 
 
 def generate_variant(checkpoint: Path, mix: Path, spec: dict, device: str, batch: int) -> dict:
@@ -152,11 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     report["build_s"] = round(time.perf_counter() - started, 1)
     mix = make_mix(work / "data", spec["records"], spec["side"])
     results = report["results"]
-    variants = [("full", "sdpa"), ("lora", "sdpa")] + ([("full", "flash_attention_2")] if report["flash_attn"] else [])
-    for mode, attn in variants:
-        attempt(results, f"train {mode} {attn}",
-                lambda: train_variant(checkpoint, mix, work / f"train-{mode}-{attn}", spec, device, mode, attn))
-        result = results[f"train {mode} {attn}"]
+    # (mode, attention, collating workers: None the default, 0 in the training process)
+    variants = [("full", "sdpa", None), ("full", "sdpa", 0), ("lora", "sdpa", None)]
+    variants += [("full", "flash_attention_2", None)] if report["flash_attn"] else []
+    for mode, attn, workers in variants:
+        key = f"train {mode} {attn}" + (" workers 0" if workers == 0 else "")
+        attempt(results, key, lambda: train_variant(checkpoint, mix, work / key.replace(" ", "-"), spec, device,
+                                                    mode, attn, workers))
+        result = results[key]
         if peak and "tokens_per_s" in result:
             result["mfu"] = round(result["tokens_per_s"] * result["flops_per_token"] / peak, 4)
     for batch in (1, 16, 64):

@@ -27,7 +27,7 @@ POOL = 500
 SIDE = 448
 
 
-def make_data(folder: Path, records: int) -> Path:
+def make_data(folder: Path, records: int, side: int = SIDE) -> Path:
     from PIL import Image
 
     images = folder / "images"
@@ -35,7 +35,7 @@ def make_data(folder: Path, records: int) -> Path:
     for i in range(POOL):
         path = images / f"{i:04d}.png"
         if not path.exists():
-            Image.new("RGB", (SIDE, SIDE), (i % 256, (7 * i) % 256, 90)).save(path)
+            Image.new("RGB", (side, side), (i % 256, (7 * i) % 256, 90)).save(path)
     mix = folder / f"mix-{records}.jsonl"
     if not mix.exists():
         with mix.open("w") as out:

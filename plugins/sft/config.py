@@ -73,6 +73,9 @@ class SFTConfig(BaseModel):
                               "(header: nothing decoded before step 1; a file truncated past its header fails when "
                               "its batch is built), or run through the processor as well (processor: the old path). "
                               "Token counts come from image sizes except under processor.")
+    dataloader_workers: Optional[int] = Field(
+        None, ge=0, le=64, description="Processes that collate batches (decode and process their images) ahead of the "
+                                       "step; 0: in the training process; default: half the CPU cores minus one, at most 4.")
     encode_cache: bool = Field(
         True, description="Keep the encoded records in OUT/train/encoded/, reused by a resume or rerun while the "
                           "records, their image files, the tokenizer and these settings are unchanged.")

@@ -35,6 +35,7 @@ from .batching import epoch_batches, padding_fraction, real_tokens, shard
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, reported_writes, save_checkpoint
 from .config import SFTConfig
 from .data import load_records, training_input
+from .loader import default_workers, group_batches
 from .loss import LabelledLM
 from .numeric import check_grad_norm, check_loss, check_weights, where
 from .plots import plot_loss_curve
@@ -77,6 +78,7 @@ class Run:
     steps_this_run: int = 0
     trained_batches: list[list[int]] = field(default_factory=list)  # for the padding fraction
     loop_started: float = 0.0
+    workers: int = 0                # processes collating batches ahead of the step
 
 
 class SFTTrainer:
@@ -183,10 +185,12 @@ class SFTTrainer:
                                    "encoded_from_cache": from_cache, "resumed_from": None}
         # a checkpoint belongs to one stage: the stages before it are skipped
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0
+        workers = cfg.dataloader_workers if cfg.dataloader_workers is not None else default_workers()
+        summary["dataloader_workers"] = workers
         return Run(accelerator=accelerator, seed=seed, samples=encoded.samples, lengths=lengths,
                    stage_indices=stage_indices, packed=packed, group_by_length=group_by_length, collate=collate,
                    model=model, wrapped=wrapped, checkpoints=checkpoints, resume_from=resume_from,
-                   resume_stage=resume_stage, summary=summary)
+                   resume_stage=resume_stage, summary=summary, workers=workers)
 
     def train_loop(self, adapter, run: Run, stop_after_steps: int | None = None) -> bool:
         """Train the stages in order, from the one being resumed; True when ``stop_after_steps``
@@ -238,10 +242,11 @@ class SFTTrainer:
         try:  # the bar is closed before an error's line is printed
             while state.step < total_steps and not stopped_early:
                 groups = epoch_groups(state.epoch)
-                for group_index in range(state.batch_in_epoch // cfg.gradient_accumulation_steps, len(groups)):
+                first = state.batch_in_epoch // cfg.gradient_accumulation_steps
+                collated = group_batches(groups, first, run.samples, indices, run.collate, run.workers)
+                for group_index, micro_batches in zip(range(first, len(groups)), collated):
                     group = groups[group_index]
                     run.trained_batches += [[indices[i] for i in b] for b in group]
-                    micro_batches = (run.collate([run.samples[indices[i]] for i in ids]) for ids in group)
                     at = where(state.step + 1, stage_index, len(run.stage_indices), state.epoch)
                     loss_value, group_tokens = self._optimizer_step(accelerator, prepared, optimizer, scheduler,
                                                                     micro_batches, len(group), at)
@@ -257,6 +262,7 @@ class SFTTrainer:
                     if done or stop:
                         stopped_early = stop and not done
                         break
+                collated.close()  # its workers end with the epoch (or the early stop)
                 if state.step < total_steps and not stopped_early:  # the epoch is over: the next one
                     state.epoch += 1
                     state.batch_in_epoch = 0

@@ -17,8 +17,10 @@ def test_the_device_check_runs_at_tiny_size_and_reports_every_variant(tmp_path):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["device"] == "cpu" and report["size"] == "tiny"
     results = report["results"]
-    assert set(results) >= {"train full sdpa", "train lora sdpa", "generate batch 1", "generate batch 16",
-                            "generate batch 64"}
+    assert set(results) >= {"train full sdpa", "train full sdpa workers 0", "train lora sdpa", "generate batch 1",
+                            "generate batch 16", "generate batch 64"}
+    assert results["train full sdpa workers 0"]["dataloader_workers"] == 0
+    assert results["train full sdpa workers 0"]["final_loss"] == results["train full sdpa"]["final_loss"]
     for name in ("train full sdpa", "train lora sdpa"):
         r = results[name]
         assert r["steps"] == 2 and r["tokens_per_s"] > 0 and math.isfinite(r["final_loss"])

@@ -288,3 +288,22 @@ def test_encoding_before_step_1_shows_a_bar_from_enough_records(tiny_checkpoints
     train("qwen2_vl", tiny_checkpoints("qwen2_vl"), tmp_path / "data", tmp_path / "many", n=8, max_steps=1)
     err = capsys.readouterr().err
     assert "encode: 100%" in err and "8/8" in err
+
+
+def test_batches_collated_in_worker_processes_train_exactly_the_same(tiny_checkpoints, tmp_path):
+    """Two workers collate ahead of the step: same batches, same losses, same weights; a resume too."""
+    ckpt = tiny_checkpoints("qwen2_vl")
+    options = dict(batch_size=2, gradient_accumulation_steps=2, num_epochs=2, n=12)
+    here, here_summary = train("qwen2_vl", ckpt, tmp_path / "data", tmp_path / "here", dataloader_workers=0, **options)
+    ahead, ahead_summary = train("qwen2_vl", ckpt, tmp_path / "data", tmp_path / "ahead", dataloader_workers=2,
+                                 **options)
+    assert here_summary["dataloader_workers"] == 0 and ahead_summary["dataloader_workers"] == 2
+    losses = {name: (tmp_path / name / "loss.jsonl").read_text() for name in ("here", "ahead")}
+    assert losses["here"] == losses["ahead"] and len(losses["here"].splitlines()) == 6
+    for (name, a), b in zip(here.model.named_parameters(), ahead.model.parameters()):
+        assert torch.equal(a, b), name
+    _, stopped = train("qwen2_vl", ckpt, tmp_path / "data", tmp_path / "resumed", dataloader_workers=2,
+                       stop_after_steps=4, save_every=100, **options)
+    assert not stopped["completed"]
+    resumed, _ = train("qwen2_vl", ckpt, tmp_path / "data", tmp_path / "resumed", dataloader_workers=2, **options)
+    assert (tmp_path / "resumed" / "loss.jsonl").read_text() == losses["here"]
