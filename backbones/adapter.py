@@ -350,19 +350,17 @@ class VisionLanguageAdapter:
             images = list(record.get("images") or [])
             try:
                 sample = None
-                if images and headers is not False:
+                if images and headers:
                     sample = encode_from_headers(self, record["messages"], images, policy, image_root,
                                                  check=image_check, token_types=token_types)
-                    if headers is None:  # the first: compared with the processor's own encoding
-                        full = self.encode(record["messages"], images, policy, image_root=image_root)
-                        token_types = "mm_token_type_ids" in full
-                        if sample is not None and token_types:
-                            sample["mm_token_type_ids"] = (sample["input_ids"] == self.image_token_id).long()
-                        headers = sample is not None and same_sample(sample, full, self.pixel_keys)
-                        sample = full
-                        result.header_encoded = headers
                 if sample is None:
                     sample = self.encode(record["messages"], images, policy, image_root=image_root)
+                    if images and headers is None:  # the first: the header encoding must equal it
+                        token_types = "mm_token_type_ids" in sample
+                        header = encode_from_headers(self, record["messages"], images, policy, image_root,
+                                                     check=image_check, token_types=token_types)
+                        headers = result.header_encoded = (
+                            header is not None and same_sample(header, sample, self.pixel_keys))
                 if images and not keep_pixels:
                     for key in self.pixel_keys:
                         sample.pop(key, None)

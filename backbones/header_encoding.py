@@ -34,36 +34,18 @@ ImageCheck = Literal["decode", "header"]
 
 def _sizes(images: Sequence[Any], root: str | os.PathLike | None, check: ImageCheck) -> list[tuple[int, int]]:
     """``(height, width)`` of each image, after the checks ``check`` names."""
-    from adamllm.images import BadImage, _check_size, _label, load_rgb, open_regular
+    from adamllm.images import _check_size, _label
 
-    from .adapter import confined
+    from .adapter import load_image
+    from .prompt_length import image_size
 
     sizes = []
     for image in images:
         if check == "decode":
-            width, height = load_rgb(confined(image, root)).size
+            width, height = load_image(image, root).size  # decoded and checked as encode does
         else:
-            from PIL import Image
-
-            source = confined(image, root)
-            if isinstance(source, Image.Image):
-                width, height = source.size
-            elif isinstance(source, (bytes, bytearray, memoryview)):
-                import io
-
-                with Image.open(io.BytesIO(bytes(source))) as opened:
-                    width, height = opened.size
-            else:
-                label = _label(source)
-                with open_regular(source) as handle:
-                    if os.fstat(handle.fileno()).st_size == 0:
-                        raise BadImage(f"{label}: empty file (0 bytes)")
-                    try:
-                        with Image.open(handle) as opened:
-                            width, height = opened.size
-                    except (OSError, ValueError, SyntaxError) as exc:
-                        raise BadImage(f"{label}: not a readable image ({exc})") from exc
-            _check_size(_label(source), width, height)
+            height, width = image_size(image, root)
+            _check_size(_label(image), width, height)
         sizes.append((height, width))
     return sizes
 

@@ -21,7 +21,8 @@ from typing import Any, Optional, Sequence
 
 def image_size(source: Any, root: str | os.PathLike | None = None) -> tuple[int, int]:
     """``(height, width)`` of a PIL image, encoded bytes or a path (confined to ``root`` as when
-    it is loaded), from the header only."""
+    it is loaded), from the header only. A path that is empty or not an image is a ``BadImage``
+    naming the file."""
     from PIL import Image
 
     if isinstance(source, Image.Image):
@@ -31,12 +32,19 @@ def image_size(source: Any, root: str | os.PathLike | None = None) -> tuple[int,
         with Image.open(io.BytesIO(bytes(source))) as image:
             width, height = image.size
         return height, width
-    from adamllm.images import open_regular
+    from adamllm.images import BadImage, open_regular
 
     from .adapter import confined
 
-    with open_regular(confined(source, root)) as handle, Image.open(handle) as image:  # a FIFO would hang
-        width, height = image.size
+    path = confined(source, root)
+    with open_regular(path) as handle:  # a FIFO would hang
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise BadImage(f"{path}: empty file (0 bytes)")
+        try:
+            with Image.open(handle) as image:
+                width, height = image.size
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise BadImage(f"{path}: not a readable image ({exc})") from exc
     return height, width
 
 
