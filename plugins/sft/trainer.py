@@ -104,12 +104,13 @@ class SFTTrainer:
                                          note=lambda message: ctx.echo(f"[{ctx.name}] {message}"))
             return self.train(ctx.backbone(), records, ctx.stage_dir, image_root=root,
                               seed=self.config.seed if self.config.seed is not None else ctx.config.seed,
-                              resume=not ctx.force, backbone=ctx.config.backbone.type, quarantine=quarantine)
+                              resume=not ctx.force, backbone=ctx.config.backbone.type, quarantine=quarantine,
+                              content_folder=ctx.config.output_dir)
 
     # -- the recipe ------------------------------------------------------------------------
     def train(self, adapter, records: Sequence[dict], out_dir: str | Path, *, image_root=None, seed: int = 0,
               resume: bool = True, backbone: str = "", stop_after_steps: int | None = None,
-              quarantine=None) -> dict:
+              quarantine=None, content_folder: str | Path | None = None) -> dict:
         """Train ``adapter`` on ``records`` and write everything under ``out_dir``.
 
         Records the backbone cannot encode (too long, unreadable image, placeholders and images
@@ -118,15 +119,17 @@ class SFTTrainer:
 
         ``stop_after_steps`` ends the run early, as a crash would, after that many optimizer steps
         of this invocation (to test resuming); the checkpoint written there is what a resume uses.
+        ``content_folder``: where the content cache of the images' sha256 is kept (the run's folder,
+        whose cache the stage fingerprint filled; default ``out_dir``).
         """
         out = Path(out_dir)
         run = self.setup(adapter, records, out, image_root=image_root, seed=seed, resume=resume,
-                         quarantine=quarantine)
+                         quarantine=quarantine, content_folder=content_folder)
         stopped_early = self.train_loop(adapter, run, stop_after_steps)
         return self.save(adapter, run, out, backbone, completed=not stopped_early)
 
     def setup(self, adapter, records: Sequence[dict], out: Path, *, image_root=None, seed: int = 0,
-              resume: bool = True, quarantine=None) -> Run:
+              resume: bool = True, quarantine=None, content_folder: str | Path | None = None) -> Run:
         """Everything before the first batch, in this order: accelerator, seed, the records encoded
         once, the stages and the batching, the prepared model, the checkpoint to resume from."""
         from accelerate import Accelerator
@@ -147,7 +150,8 @@ class SFTTrainer:
         started = time.time()
         check = None if cfg.image_check == "processor" else cfg.image_check
         key = encode_cache.cache_key(adapter, records, policy=cfg.label_policy, image_root=image_root,
-                                     image_check=check, content_folder=out) if cfg.encode_cache else None
+                                     image_check=check, content_folder=content_folder or out) \
+            if cfg.encode_cache else None
         encoded = encode_cache.load(out / encode_cache.FOLDER, key) if key else None
         from_cache = encoded is not None
         if encoded is None:
