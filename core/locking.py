@@ -194,6 +194,11 @@ def output_lock(folder: str | os.PathLike, command: str = "", remove: bool = Fal
             inside = _locked_inside(key)  # only shared holders: writers in folders inside this one
             raise LockedError(folder, inside[1] if inside else {},
                               where=folder / inside[0].relative_to(key) if inside else None) from None
+        # who holds it, written as soon as it is held: a process refused from now on names us
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S%z")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(_enclosing_locks(key))
@@ -204,11 +209,9 @@ def output_lock(folder: str | os.PathLike, command: str = "", remove: bool = Fal
                 if new:  # a lock file is kept only where nothing inside was held when it was made
                     with contextlib.suppress(OSError):
                         path.unlink()
+                else:
+                    os.ftruncate(fd, 0)
                 raise
-            holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                      "started": time.strftime("%Y-%m-%d %H:%M:%S%z")}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
             _HELD[key] = _HELD.get(key, 0) + 1
             try:
                 yield path
