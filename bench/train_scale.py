@@ -2,14 +2,17 @@
 
     python bench/train_scale.py                      # 1K and 4K records
     python bench/train_scale.py --records 1000 10000 100000 --modes decode header
+    python bench/train_scale.py --records 1000 10000 100000 1000000 --modes streamed
 
 Each (records, image_check) pair runs in its own process (so peak RSS is its own): a tiny
 qwen2_vl at a 448 x 448 pixel budget, records of one 448 x 448 PNG each (a pool of 500 files),
 ``max_steps: 1``. ``processor`` is the old path (the image processor on every image before step
 1, no cache), ``decode`` decodes and checks each image but counts its tokens from its size,
 ``header`` reads only each image's header; each ``rerun`` is the same run again, which reads the
-encoded set from ``OUT/train/encoded/``. Ratios are against ``processor`` at the same size,
-measured in this run. With ``--modes`` lacking ``processor`` no ratio is printed.
+encoded set from ``OUT/train/encoded/``. ``streamed`` is ``streaming: true``: the records read
+through a byte-offset index and encoded per batch, nothing per record before step 1. Ratios are
+against ``processor`` at the same size, measured in this run (none without ``processor``); the
+last table gives each mode's time to first step and peak RSS against its own smallest size.
 """
 from __future__ import annotations
 
@@ -50,13 +53,20 @@ def child(checkpoint: str, mix: str, mode: str, out: str) -> None:
     from adamllm.backbones.families import ADAPTERS
     from adamllm.plugins.sft.config import SFTConfig
     from adamllm.plugins.sft.data import load_records
+    from adamllm.plugins.sft.streaming import StreamedRecords
     from adamllm.plugins.sft.trainer import SFTTrainer
 
     started = time.perf_counter()
-    records, root = load_records(mix)
+    streamed = mode == "streamed"
+    if streamed:
+        records = StreamedRecords(mix)
+        root = records.root
+    else:
+        records, root = load_records(mix)
     adapter = ADAPTERS["qwen2_vl"].from_pretrained(checkpoint, min_pixels=SIDE * SIDE, max_pixels=SIDE * SIDE)
-    config = SFTConfig(max_steps=1, batch_size=4, learning_rate=1e-4, image_check=mode, log_every=1,
-                       encode_cache=mode != "processor")  # the baseline: the trainer as it was
+    config = SFTConfig(max_steps=1, batch_size=4, learning_rate=1e-4, log_every=1, streaming=streamed,
+                       image_check="decode" if streamed else mode,
+                       encode_cache=mode not in ("processor", "streamed"))  # the baseline: the trainer as it was
     summary = SFTTrainer(config).train(adapter, records, out, image_root=root, seed=0, resume=False)
     total = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB on Linux
@@ -68,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[1000, 4000])
     parser.add_argument("--modes", nargs="+", default=["processor", "decode", "header"],
-                        choices=["processor", "decode", "header"])
+                        choices=["processor", "decode", "header", "streamed"])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -84,7 +94,7 @@ def main() -> None:
         mix = make_data(work / "data", records)
         baseline = None
         runs = [(mode, mode) for mode in args.modes]
-        runs += [(f"{mode} rerun", mode) for mode in args.modes if mode != "processor"]  # reads the cache
+        runs += [(f"{mode} rerun", mode) for mode in args.modes if mode in ("decode", "header")]  # the cache
         for label, mode in runs:
             out = subprocess.run([sys.executable, __file__, "--child", str(checkpoint), str(mix), mode,
                                   str(work / f"out-{records}-{mode}")], capture_output=True, text=True, check=True)
@@ -99,6 +109,13 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|")
     for records, mode, r, ratio in rows:
         print(f"| {records} | {mode} | {r['first_step_s']} | {r['encode_s']} | {r['rss_mb']} | {ratio} |")
+    print("\n| image_check | records | time to first step vs smallest | peak RSS vs smallest |")
+    print("|---|---:|---:|---:|")
+    smallest: dict[str, dict] = {}
+    for records, mode, r, _ in rows:
+        base = smallest.setdefault(mode, r)
+        print(f"| {mode} | {records} | {r['first_step_s'] / base['first_step_s']:.2f}x | "
+              f"{r['rss_mb'] / base['rss_mb']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -143,36 +143,35 @@ def _is_array_file(path: Path) -> bool:
     return False
 
 
+def parse_jsonl_line(raw: bytes, first: bool = False, tolerant: bool = False) -> Any:
+    """One JSONL line's record: the parsed JSON, ``None`` for a blank line (or, ``tolerant``, one
+    that does not parse), or an ``_Unusable`` saying why it cannot be read (not UTF-8, invalid
+    JSON, an unpaired surrogate). ``first``: the file's first line, which may start with a BOM."""
+    if first and raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None if tolerant else _Unusable(f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)")
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None if tolerant else _Unusable(f"invalid JSON: {exc.msg}")
+    if not tolerant and _SURROGATE_ESCAPE_BYTES.search(raw):  # tolerant: our own output files
+        data = _unpaired_surrogate(data) or data
+    return data
+
+
 def _jsonl_rows(path: Path, tolerant: bool, on_error: Callable[[str, str], None] | None = None
                 ) -> Iterator[tuple[str, Any]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
+            data = parse_jsonl_line(raw, number == 1, tolerant)  # an _Unusable is reported by iter_records
+            if data is None:
+                continue
             where = f"{path}:{number}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if tolerant:
-                    continue
-                message = f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)"
-                if on_error is None:
-                    raise DataError(f"{where}: {message}") from None
-                on_error(where, message)
-                continue
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if tolerant:
-                    continue
-                if on_error is None:
-                    raise DataError(f"{where}: invalid JSON: {exc.msg}") from None
-                on_error(where, f"invalid JSON: {exc.msg}")
-                continue
-            if not tolerant and _SURROGATE_ESCAPE_BYTES.search(raw):  # tolerant: our own output files
-                data = _unpaired_surrogate(data) or data
             yield where, data
 
 

@@ -79,7 +79,12 @@ class SFTConfig(BaseModel):
     encode_cache: bool = Field(
         True, description="Keep the encoded records in OUT/train/encoded/, reused by a resume or rerun while the "
                           "records, their image files, the tokenizer and these settings are unchanged.")
-    limit: Optional[int] = Field(None, ge=1, description="Use only the first N records.")
+    streaming: bool = Field(
+        False, description="Read and encode each batch's records when the batch is built (in the loader's workers "
+                           "where there are any), not all before step 1: time to the first step and memory do not grow "
+                           "with the dataset. A bad record is quarantined when its batch meets it and replaced in the "
+                           "batch by the next usable one. Not with group_by_length; no duplicate-id check.")
+    limit: Optional[int] = Field(None, ge=1, description="Use only the first N records (streaming: the first N lines).")
     save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(1, ge=1)

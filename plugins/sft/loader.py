@@ -1,8 +1,8 @@
 """The batches of one epoch, collated ahead of the step in worker processes.
 
-``collate`` is where each batch's images are decoded and run through the processor (encoding kept
-only tokens and image references). Done in the training process it sits on every step's path; a
-``torch.utils.data.DataLoader`` with workers prepares the next batches while the model computes.
+Building a batch is where its images are decoded and run through the processor (encoding kept
+only tokens and image references; with ``streaming`` the records are read and encoded there too).
+Done in the training process it sits on every step's path; a ``torch.utils.data.DataLoader`` with workers prepares the next batches while the model computes.
 Collation is deterministic, so the batches, their order and the losses are the same with and
 without workers (a test). Workers are forked from the training process (the samples are shared,
 not copied or pickled) and run one torch thread each.
@@ -19,17 +19,16 @@ def default_workers() -> int:
 
 
 class _MicroBatches:
-    """Map-style dataset: item ``k`` is the ``k``-th micro-batch, collated."""
+    """Map-style dataset: item ``k`` is the ``k``-th micro-batch, built."""
 
-    def __init__(self, micro: list[list[int]], samples: Sequence[dict], indices: Sequence[int],
-                 collate: Callable[[list[dict]], dict]) -> None:
-        self.micro, self.samples, self.indices, self.collate = micro, samples, indices, collate
+    def __init__(self, micro: list[list[int]], make_batch: Callable[[list[int]], dict]) -> None:
+        self.micro, self.make_batch = micro, make_batch
 
     def __len__(self) -> int:
         return len(self.micro)
 
     def __getitem__(self, k: int) -> dict:
-        return self.collate([self.samples[self.indices[i]] for i in self.micro[k]])
+        return self.make_batch(self.micro[k])
 
 
 def _one_thread(_worker: int) -> None:
@@ -38,21 +37,21 @@ def _one_thread(_worker: int) -> None:
     torch.set_num_threads(1)
 
 
-def group_batches(groups: Sequence[Sequence[list[int]]], first: int, samples: Sequence[dict],
-                  indices: Sequence[int], collate: Callable[[list[dict]], dict],
+def group_batches(groups: Sequence[Sequence[list[int]]], first: int, make_batch: Callable[[list[int]], dict],
                   workers: int, prefetch: int = 2) -> Iterator[Iterable[dict]]:
-    """For each accumulation group from ``first`` on, its micro-batches collated, in order.
-    ``workers`` 0: collated here, each micro-batch when the step asks for it (one in memory)."""
+    """For each accumulation group from ``first`` on, its micro-batches built by ``make_batch``
+    (sample ids to a collated batch), in order. ``workers`` 0: built here, each micro-batch when
+    the step asks for it (one in memory)."""
     if workers <= 0:
         for group in groups[first:]:
-            yield (collate([samples[indices[i]] for i in ids]) for ids in group)
+            yield (make_batch(ids) for ids in group)
         return
     from torch.utils.data import DataLoader
 
     micro = [ids for group in groups[first:] for ids in group]
     if not micro:
         return
-    loader = DataLoader(_MicroBatches(micro, samples, indices, collate), batch_size=None, shuffle=False,
+    loader = DataLoader(_MicroBatches(micro, make_batch), batch_size=None, shuffle=False,
                         num_workers=workers, prefetch_factor=prefetch, worker_init_fn=_one_thread,
                         multiprocessing_context="fork" if os.name == "posix" else None)
     batches = iter(loader)

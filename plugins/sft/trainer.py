@@ -3,7 +3,8 @@
 ``SFTTrainer.train`` is the recipe, in three steps that read top to bottom:
 
 * ``setup``: build the accelerator, seed, encode every record once (too-long and bad records
-  dropped and counted), split the samples into stages (one, or captions then tasks with
+  dropped and counted; with ``streaming`` nothing is read or encoded here: each batch's records are
+  read and encoded when it is built, ``streaming.py``), split the samples into stages (one, or captions then tasks with
   ``two_stage``), choose the batching (packed into one row without padding where the backbone
   family allows it, else padded and grouped by length), prepare the model (freeze, LoRA,
   checkpointing) and find the checkpoint to resume from; returns a ``Run``;
@@ -30,8 +31,7 @@ import torch
 
 from adamllm.backbone import unwrap_model
 
-from . import encode_cache
-from .batching import epoch_batches, padding_fraction, real_tokens, shard
+from .batching import epoch_batches, real_tokens, shard
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, reported_writes, save_checkpoint
 from .config import SFTConfig
 from .data import load_records, training_input
@@ -39,10 +39,8 @@ from .loader import default_workers, group_batches
 from .loss import LabelledLM
 from .numeric import check_grad_norm, check_loss, check_weights, where
 from .plots import plot_loss_curve
-
-
-class TrainerError(RuntimeError):
-    pass
+from .samples import DroppedWhileTraining, TrainerError, encode_ahead, streamed
+from .streaming import StreamedRecords
 
 
 def check_qlora_available() -> None:
@@ -59,12 +57,11 @@ class Run:
 
     accelerator: Any
     seed: int
-    samples: list[dict]             # every trainable record, encoded once
-    lengths: list[int]              # tokens of each sample
-    stage_indices: list[list[int]]  # the samples of each stage
+    make_batch: Callable[[list[int]], dict]  # sample ids to a collated batch
+    lengths: list[int] | None       # tokens of each sample (None when streaming: unknown before step 1)
+    stage_indices: list[Sequence[int]]  # the samples of each stage
     packed: bool                    # one row per batch without padding (else padded batches)
     group_by_length: bool
-    collate: Callable[[list[dict]], dict]
     model: Any                      # the prepared model (frozen, LoRA, checkpointing)
     wrapped: LabelledLM             # the model with its loss: what accelerate prepares
     checkpoints: Path
@@ -75,10 +72,11 @@ class Run:
     state: TrainState = field(default_factory=TrainState)
     prepared: Any = None            # ``wrapped`` as accelerate prepared it for the current stage
     tokens: int = 0                 # real (non-padding) tokens trained on by this invocation
+    padded_tokens: int = 0          # and with the padding: the padding fraction
     steps_this_run: int = 0
-    trained_batches: list[list[int]] = field(default_factory=list)  # for the padding fraction
     loop_started: float = 0.0
     workers: int = 0                # processes collating batches ahead of the step
+    dropped: DroppedWhileTraining | None = None  # streaming: the records set aside while training
 
 
 class SFTTrainer:
@@ -98,10 +96,15 @@ class SFTTrainer:
         main = os.environ.get("RANK", "0") == "0"  # one process writes rejected.jsonl
         quarantine = ctx.quarantine() if main else Quarantine(None, ctx.config.on_bad_record)
         image_root, dataset = training_input(ctx, self.config.image_root)
+        note = lambda message: ctx.echo(f"[{ctx.name}] {message}")  # noqa: E731
         with quarantine:
-            records, root = load_records(ctx.input_path(), limit=self.config.limit, quarantine=quarantine,
-                                         image_root=image_root, **dataset,
-                                         note=lambda message: ctx.echo(f"[{ctx.name}] {message}"))
+            if self.config.streaming:  # read when their batches are built
+                records = StreamedRecords(ctx.input_path(), limit=self.config.limit, image_root=image_root,
+                                          note=note, on_error=quarantine.reject, **dataset)
+                root = records.root
+            else:
+                records, root = load_records(ctx.input_path(), limit=self.config.limit, quarantine=quarantine,
+                                             image_root=image_root, **dataset, note=note)
             return self.train(ctx.backbone(), records, ctx.stage_dir, image_root=root,
                               seed=self.config.seed if self.config.seed is not None else ctx.config.seed,
                               resume=not ctx.force, backbone=ctx.config.backbone.type, quarantine=quarantine,
@@ -147,33 +150,19 @@ class SFTTrainer:
             shutil.rmtree(checkpoints, ignore_errors=True)
         accelerator.wait_for_everyone()
 
-        started = time.time()
-        check = None if cfg.image_check == "processor" else cfg.image_check
-        key = encode_cache.cache_key(adapter, records, policy=cfg.label_policy, image_root=image_root,
-                                     image_check=check, content_folder=content_folder or out) \
-            if cfg.encode_cache else None
-        encoded = encode_cache.load(out / encode_cache.FOLDER, key) if key else None
-        from_cache = encoded is not None
-        if encoded is None:
-            encoded = adapter.encode_all(_encoding_bar(records, accelerator.is_main_process), cfg.label_policy,
-                                         image_root=image_root, image_check=check)
-            if key and accelerator.is_main_process:
-                encode_cache.save(out / encode_cache.FOLDER, key, encoded)
-        if quarantine is not None:
-            for index, reason, message in encoded.rejected:
-                record = records[index]
-                quarantine.reject(record.get("_where") or f"record {record.get('id', index)}", message,
-                                  kind=reason, record_id=record.get("id"))
-        if not encoded.samples:
-            raise TrainerError(f"no trainable sample among {len(records)} records (dropped: {dict(encoded.dropped)}; "
-                               f"{'; '.join(encoded.problems[:3])})")
-        encode_seconds = time.time() - started
-        lengths = [int(s["input_ids"].shape[0]) for s in encoded.samples]
-        stage_indices = self._stages([records[i] for i in encoded.indices])
         # packed rows when the family allows it (no padding at all), else length-grouped padded batches
         packed = cfg.packing and adapter.supports_packing
-        group_by_length = cfg.group_by_length if cfg.group_by_length is not None else not packed
+        if cfg.streaming and cfg.group_by_length:
+            raise TrainerError("group_by_length needs every sample's length before step 1, which streaming does "
+                               "not compute; drop one of them")
+        group_by_length = cfg.group_by_length if cfg.group_by_length is not None else not (packed or cfg.streaming)
         collate = adapter.collate_packed if packed else adapter.collate
+        if cfg.streaming:
+            prepared = streamed(cfg, adapter, records, collate, image_root=image_root, quarantine=quarantine)
+        else:
+            prepared = encode_ahead(cfg, adapter, records, collate, out, image_root=image_root, quarantine=quarantine,
+                                    content_folder=content_folder, main_process=accelerator.is_main_process)
+        summary = prepared.summary
 
         model = self._prepare_model(adapter)
         wrapped = LabelledLM(model, cfg.head_on_labels_only)
@@ -181,20 +170,16 @@ class SFTTrainer:
             accelerator.init_trackers("adamllm", config=json.loads(cfg.model_dump_json()))
 
         resume_from = latest_checkpoint(checkpoints) if resume else None
-        summary: dict[str, Any] = {"records": len(records), "samples": len(encoded.samples),
-                                   "dropped": dict(encoded.dropped), "drop_examples": encoded.problems[:5],
-                                   **(quarantine.stats() if quarantine is not None else {}),
-                                   "encode_seconds": round(encode_seconds, 3), "image_check": cfg.image_check,
-                                   "image_tokens_from_sizes": encoded.header_encoded,
-                                   "encoded_from_cache": from_cache, "resumed_from": None}
+        summary["resumed_from"] = None
         # a checkpoint belongs to one stage: the stages before it are skipped
         resume_stage = read_state(resume_from).stage if resume_from is not None else 0
         workers = cfg.dataloader_workers if cfg.dataloader_workers is not None else default_workers()
         summary["dataloader_workers"] = workers
-        return Run(accelerator=accelerator, seed=seed, samples=encoded.samples, lengths=lengths,
-                   stage_indices=stage_indices, packed=packed, group_by_length=group_by_length, collate=collate,
+        return Run(accelerator=accelerator, seed=seed, make_batch=prepared.make_batch, lengths=prepared.lengths,
+                   stage_indices=prepared.stage_indices, packed=packed, group_by_length=group_by_length,
                    model=model, wrapped=wrapped, checkpoints=checkpoints, resume_from=resume_from,
-                   resume_stage=resume_stage, summary=summary, workers=workers)
+                   resume_stage=resume_stage, summary=summary, workers=workers,
+                   dropped=DroppedWhileTraining(quarantine) if cfg.streaming else None)
 
     def train_loop(self, adapter, run: Run, stop_after_steps: int | None = None) -> bool:
         """Train the stages in order, from the one being resumed; True when ``stop_after_steps``
@@ -218,7 +203,8 @@ class SFTTrainer:
         ``stop_after_steps`` stopped it early."""
         cfg, accelerator = self.config, run.accelerator
         indices = run.stage_indices[stage_index]
-        stage_lengths = [run.lengths[i] for i in indices]
+        # without length grouping only the number of samples matters (all that streaming knows)
+        stage_lengths = [run.lengths[i] for i in indices] if run.lengths is not None else range(len(indices))
 
         def epoch_groups(epoch: int) -> list[list[list[int]]]:
             """This process's batches of one epoch (positions in ``indices``), in accumulation groups."""
@@ -247,14 +233,16 @@ class SFTTrainer:
             while state.step < total_steps and not stopped_early:
                 groups = epoch_groups(state.epoch)
                 first = state.batch_in_epoch // cfg.gradient_accumulation_steps
-                collated = group_batches(groups, first, run.samples, indices, run.collate, run.workers)
+                collated = group_batches(groups, first, lambda ids: run.make_batch([indices[i] for i in ids]),
+                                         run.workers)
                 for group_index, micro_batches in zip(range(first, len(groups)), collated):
                     group = groups[group_index]
-                    run.trained_batches += [[indices[i] for i in b] for b in group]
                     at = where(state.step + 1, stage_index, len(run.stage_indices), state.epoch)
-                    loss_value, group_tokens = self._optimizer_step(accelerator, prepared, optimizer, scheduler,
-                                                                    micro_batches, len(group), at)
+                    loss_value, group_tokens, padded = self._optimizer_step(
+                        accelerator, prepared, optimizer, scheduler,
+                        map(run.dropped.take, micro_batches) if run.dropped else micro_batches, len(group), at)
                     run.tokens += group_tokens
+                    run.padded_tokens += padded
                     state.step += 1
                     run.steps_this_run += 1
                     state.batch_in_epoch = (group_index + 1) * cfg.gradient_accumulation_steps
@@ -285,11 +273,17 @@ class SFTTrainer:
             "first_loss": state.losses[0][1] if state.losses else None,
             "final_loss": state.losses[-1][1] if state.losses else None,
             "packing": run.packed, "group_by_length": run.group_by_length,
-            "padding_fraction": (0.0 if run.packed else round(padding_fraction(run.lengths, run.trained_batches), 4))
-            if run.trained_batches else None,
+            "padding_fraction": (0.0 if run.packed else round(1 - run.tokens / run.padded_tokens, 4))
+            if run.padded_tokens else None,
             "train_seconds": round(seconds, 3), "tokens_per_second": round(run.tokens / max(seconds, 1e-9), 1),
             "processes": accelerator.num_processes, "completed": completed,
         })
+        if run.dropped is not None:  # streaming: the records set aside while training
+            dropped = {k: run.summary["dropped"].get(k, 0) + run.dropped.counts.get(k, 0)
+                       for k in sorted({*run.summary["dropped"], *run.dropped.counts})}
+            run.summary.update(dropped=dropped, samples=run.summary["records"] - sum(dropped.values()))
+            if run.dropped.quarantine is not None:
+                run.summary.update(run.dropped.quarantine.stats())
         accelerator.wait_for_everyone()
         if cfg.trackers:
             accelerator.end_training()
@@ -301,17 +295,6 @@ class SFTTrainer:
         return run.summary
 
     # -- pieces ----------------------------------------------------------------------------
-    def _stages(self, records: Sequence[dict]) -> list[list[int]]:
-        if not self.config.two_stage:
-            return [list(range(len(records)))]
-        stages = [[i for i, r in enumerate(records) if r.get("stage") == s] for s in (1, 2)]
-        missing = [str(r.get("id")) for r in records if r.get("stage") not in (1, 2)]
-        if missing:
-            raise TrainerError(f"two_stage needs 'stage': 1 or 2 on every record; missing on records {missing[:5]}")
-        if not all(stages):
-            raise TrainerError("two_stage needs records of both stage 1 (captions) and stage 2 (tasks)")
-        return stages
-
     def _load_quantized(self, adapter) -> None:  # pragma: no cover - needs a GPU
         from peft import prepare_model_for_kbit_training
         from transformers import AutoModelForImageTextToText, BitsAndBytesConfig
@@ -368,12 +351,13 @@ class SFTTrainer:
     def _optimizer_step(self, accelerator, prepared, optimizer, scheduler, micro_batches, n_micro: int, at: str):
         """Forward and backward over the micro-batches of one accumulation group (gradients synced
         on the last only), then one optimizer and schedule step, refused (``NonFiniteError``, naming
-        ``at``) when the loss or the gradient norm is not finite. Returns the group's mean loss and
-        its real (non-padding) tokens."""
-        loss_value, tokens = 0.0, 0
+        ``at``) when the loss or the gradient norm is not finite. Returns the group's mean loss, its
+        real (non-padding) tokens and its tokens with the padding."""
+        loss_value, tokens, padded = 0.0, 0, 0
         for micro, batch in enumerate(micro_batches):
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             tokens += real_tokens(batch)
+            padded += batch["input_ids"].numel()
             sync = micro == n_micro - 1
             with contextlib.nullcontext() if sync else accelerator.no_sync(prepared):
                 with accelerator.autocast():
@@ -388,7 +372,7 @@ class SFTTrainer:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return loss_value, tokens
+        return loss_value, tokens, padded
 
     def _log_step(self, run: Run, progress, loss_value: float, lr: float) -> None:
         """Record one optimizer step's loss and learning rate (state, trackers, progress bar)."""
@@ -434,19 +418,6 @@ class SFTTrainer:
             for step, loss, lr in state.losses:
                 handle.write(json.dumps({"step": step, "loss": loss, "lr": lr}) + "\n")
         plot_loss_curve(state.losses, out / "loss_curve.png")
-
-
-#: From this many records on, encoding before step 1 shows a progress bar (about a second and up).
-ENCODING_BAR_FROM = 1000
-
-
-def _encoding_bar(records: Sequence[dict], enabled: bool):
-    """``records``, iterated under an "encode" bar with its ETA when there are enough to wait for."""
-    if len(records) < ENCODING_BAR_FROM or not enabled:
-        return records
-    from tqdm.auto import tqdm
-
-    return tqdm(records, total=len(records), desc="encode", unit="rec", dynamic_ncols=True, mininterval=1.0)
 
 
 def _progress(total: int, done: int, enabled: bool, stage: int, stages: int):

@@ -280,11 +280,11 @@ def test_two_stage_resume_inside_stage_two_equals_uninterrupted(tiny_checkpoints
 
 
 def test_encoding_before_step_1_shows_a_bar_from_enough_records(tiny_checkpoints, tmp_path, monkeypatch, capsys):
-    from adamllm.plugins.sft import trainer as trainer_module
+    from adamllm.plugins.sft import samples as samples_module
 
     train("qwen2_vl", tiny_checkpoints("qwen2_vl"), tmp_path / "data", tmp_path / "few", n=8, max_steps=1)
     assert "encode" not in capsys.readouterr().err  # 8 records: below the threshold, no bar
-    monkeypatch.setattr(trainer_module, "ENCODING_BAR_FROM", 8)
+    monkeypatch.setattr(samples_module, "ENCODING_BAR_FROM", 8)
     train("qwen2_vl", tiny_checkpoints("qwen2_vl"), tmp_path / "data", tmp_path / "many", n=8, max_steps=1)
     err = capsys.readouterr().err
     assert "encode: 100%" in err and "8/8" in err

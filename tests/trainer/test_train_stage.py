@@ -84,3 +84,20 @@ def test_changed_learning_rate_reruns_train_and_evaluate_and_says_why(tmp_path):
     assert "trainer.learning_rate: 0.002 -> 0.003" in override.stdout
     bad = run_cli("run", str(config), "trainer.learning_rate=fast")
     assert bad.returncode == 1 and "trainer.learning_rate: Input should be a valid number" in bad.stderr
+
+
+def test_a_streamed_train_stage_quarantines_a_bad_line_and_trains_on_the_rest(tmp_path):
+    mix = write_mix(tmp_path / "data", n=6)
+    mix.write_text(mix.read_text() + "{torn\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "output_dir: out\nstages: [train]\nbackbone: {type: qwen2_vl, model: base, tiny: tiny}\n"
+        "trainer: {type: sft, batch_size: 7, max_steps: 2, learning_rate: 0.003, streaming: true}\n"
+        "data: {train: data/mix.jsonl}\n")
+    result = run_cli("run", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "train" / "summary.json").read_text())
+    assert summary["streaming"] and summary["records"] == 7 and summary["samples"] == 6
+    assert summary["dropped"] == {"bad_record": 1} and summary["steps"] == 2
+    rejected = [json.loads(line) for line in (tmp_path / "out" / "train" / "rejected.jsonl").read_text().splitlines()]
+    assert [r["where"] for r in rejected] == [f"{mix}:7"] and "invalid JSON" in rejected[0]["reason"]
