@@ -2,9 +2,9 @@
 
 ``SFTTrainer.train`` is the recipe, in three steps that read top to bottom:
 
-* ``setup``: build the accelerator, seed, encode every record once (too-long and bad records
-  dropped and counted; with ``streaming`` nothing is read or encoded here: each batch's records are
-  read and encoded when it is built, ``streaming.py``), split the samples into stages (one, or captions then tasks with
+* ``setup``: build the accelerator, seed, prepare the samples (``samples.py``: every record
+  encoded once, too-long and bad records dropped and counted; or, with ``streaming``, nothing read
+  or encoded until a batch needs it), split them into stages (one, or captions then tasks with
   ``two_stage``), choose the batching (packed into one row without padding where the backbone
   family allows it, else padded and grouped by length), prepare the model (freeze, LoRA,
   checkpointing) and find the checkpoint to resume from; returns a ``Run``;

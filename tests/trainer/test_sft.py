@@ -179,14 +179,19 @@ from accelerate import PartialState, debug_launcher
 from adamllm.backbones.families import ADAPTERS
 from adamllm.plugins.sft.config import SFTConfig
 from adamllm.plugins.sft.data import load_records
+from adamllm.plugins.sft.streaming import StreamedRecords
 from adamllm.plugins.sft.trainer import SFTTrainer
 
 
-def worker(checkpoint, data_dir, out_dir):
-    records, root = load_records(data_dir / "mix.jsonl")
+def worker(checkpoint, data_dir, out_dir, streaming):
+    if streaming:
+        records = StreamedRecords(data_dir / "mix.jsonl")
+        root = records.root
+    else:
+        records, root = load_records(data_dir / "mix.jsonl")
     adapter = ADAPTERS["qwen2_vl"].from_pretrained(checkpoint)
-    summary = SFTTrainer(SFTConfig(batch_size=2, max_steps=3, learning_rate=1e-2, warmup_ratio=0)).train(
-        adapter, records, out_dir, image_root=root)
+    summary = SFTTrainer(SFTConfig(batch_size=2, max_steps=3, learning_rate=1e-2, warmup_ratio=0,
+                                   streaming=streaming)).train(adapter, records, out_dir, image_root=root)
     state = PartialState()
     flat = torch.cat([p.detach().flatten() for p in adapter.model.parameters()])
     (out_dir / f"rank{state.process_index}.json").write_text(json.dumps(
@@ -195,26 +200,32 @@ def worker(checkpoint, data_dir, out_dir):
 
 
 if __name__ == "__main__":
-    checkpoint, data_dir, out_dir = map(Path, sys.argv[1:])
-    debug_launcher(partial(worker, checkpoint, data_dir, out_dir), num_processes=2)
+    checkpoint, data_dir, out_dir = map(Path, sys.argv[1:4])
+    debug_launcher(partial(worker, checkpoint, data_dir, out_dir, sys.argv[4] == "streamed"), num_processes=2)
 """
 
 
-def test_two_cpu_processes_train_in_sync(tiny_checkpoints, tmp_path):
+def test_two_cpu_processes_train_in_sync_and_streamed_batches_train_the_same(tiny_checkpoints, tmp_path):
+    """DDP on 2 CPU processes (gloo): the ranks stay equal; streamed (each rank reads and encodes
+    only its own batches) they end with the same weights as with every record encoded first."""
     # a fresh interpreter: forking a process whose torch thread pools already ran can deadlock
     write_mix(tmp_path / "data", n=8)
-    out = tmp_path / "out"
-    out.mkdir()
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(tiny_checkpoints("qwen2_vl")), str(tmp_path / "data"),
-                             str(out)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads((out / f"rank{i}.json").read_text()) for i in range(2)]
-    assert all(r["world"] == 2 and r["processes"] == 2 for r in ranks)
-    assert ranks[0]["first"] == ranks[1]["first"] and ranks[0]["sum"] == ranks[1]["sum"]
+    runs = {}
+    for how in ("ahead", "streamed"):
+        out = tmp_path / how
+        out.mkdir()
+        result = subprocess.run([sys.executable, str(script), str(tiny_checkpoints("qwen2_vl")),
+                                 str(tmp_path / "data"), str(out), how], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        ranks = runs[how] = [json.loads((out / f"rank{i}.json").read_text()) for i in range(2)]
+        assert all(r["world"] == 2 and r["processes"] == 2 for r in ranks)
+        assert ranks[0]["first"] == ranks[1]["first"] and ranks[0]["sum"] == ranks[1]["sum"]
+    assert runs["ahead"][0]["first"] == runs["streamed"][0]["first"]
+    assert runs["ahead"][0]["sum"] == runs["streamed"][0]["sum"]
     base = torch.cat([p.flatten() for p in ADAPTERS["qwen2_vl"].from_pretrained(tiny_checkpoints("qwen2_vl")).model.parameters()])
-    assert base[:50].tolist() != ranks[0]["first"]  # they trained
+    assert base[:50].tolist() != runs["ahead"][0]["first"]  # they trained
 
 
 def test_export_cli_full_model_reloads_with_same_logits(tiny_checkpoints, tmp_path):
