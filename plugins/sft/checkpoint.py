@@ -82,17 +82,27 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainState, keep: int) -> Path:
+def partial_checkpoint(folder: Path, step: int) -> Path:
+    """Where checkpoint ``step`` is written before it is renamed into place."""
+    return folder / f".tmp-{PREFIX}{step}"
+
+
+def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainState, keep: int,
+                    shards_written: bool = False) -> Path:
+    """``shards_written``: every process already wrote its weights and optimizer state into the
+    partial folder (sharded training); only the rest is written here."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{PREFIX}{state.step}"
-    tmp = folder / f".tmp-{PREFIX}{state.step}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = partial_checkpoint(folder, state.step)
+    if not shards_written:
+        shutil.rmtree(tmp, ignore_errors=True)
     last = latest_checkpoint(folder)
     then = f" (training resumes from {last.name})" if last is not None else " (training starts over)"
     with reported_writes(f"checkpoint {final.name}", folder, cleanup=tmp, then=then):
-        tmp.mkdir()
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        tmp.mkdir(exist_ok=shards_written)
+        if not shards_written:
+            save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
         np_state = np.random.get_state()
@@ -127,7 +137,29 @@ def read_state(path: Path) -> TrainState:
     return TrainState(**json.loads((path / "state.json").read_text()))
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainState:
+def load_checkpoint(path: Path, model, optimizer, scheduler, load_weights=None) -> TrainState:
+    """``load_weights(path, model, optimizer)``: how weights and optimizer state are read instead
+    of the unsharded files (sharded training)."""
+    if load_weights is None:
+        _load_unsharded(path, model, optimizer)
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["torch"])
+    rng = json.loads((path / "rng.json").read_text())
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if load_weights is not None:  # last: a sharded checkpoint holds each process's own torch RNG state
+        load_weights(path, model, optimizer)
+    return read_state(path)
+
+
+def _load_unsharded(path: Path, model, optimizer) -> None:
+    shards = sorted(p.name for p in path.glob("shard-*-of-*.safetensors"))
+    if shards and not (path / "trainable.safetensors").exists():
+        world = shards[0].rsplit("-of-", 1)[1].split(".")[0]
+        raise ValueError(f"checkpoint {path} was written sharded (fsdp) by {world} processes; resume it with fsdp: "
+                         f"true on {world} processes, or start over with --force")
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
     missing = [n for n in weights if n not in params]
@@ -137,11 +169,3 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainState:
         for name, value in weights.items():
             params[name].copy_(value)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["torch"])
-    rng = json.loads((path / "rng.json").read_text())
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = rng["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    return read_state(path)

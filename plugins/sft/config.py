@@ -84,6 +84,11 @@ class SFTConfig(BaseModel):
                            "where there are any), not all before step 1: time to the first step and memory do not grow "
                            "with the dataset. A bad record is quarantined when its batch meets it and replaced in the "
                            "batch by the next usable one. Not with group_by_length; no duplicate-id check.")
+    fsdp: bool = Field(
+        False, description="With several processes, shard parameters, gradients and optimizer state over them (FSDP2, "
+                           "each decoder layer and vision block a unit): full fine-tuning of models that do not fit "
+                           "one device. Checkpoints are sharded too (resume with the same number of processes); the "
+                           "final model is gathered whole. One process: no effect.")
     limit: Optional[int] = Field(None, ge=1, description="Use only the first N records (streaming: the first N lines).")
     save_every: Optional[int] = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(2, ge=1)

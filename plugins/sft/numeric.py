@@ -44,10 +44,20 @@ def check_grad_norm(norm, at: str) -> None:
                              f"and no model was saved (lower trainer.learning_rate)")
 
 
-def check_weights(model, what: str) -> None:
-    """Refuse to write ``what`` when a trainable weight is NaN or infinite (names the first such tensor)."""
+def check_weights(model, what: str, accelerator=None) -> None:
+    """Refuse to write ``what`` when a trainable weight is NaN or infinite (names the first such
+    tensor). Sharded weights are checked part by part, and every process refuses together."""
+    bad = None
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if param.requires_grad and not bool(torch.isfinite(param).all()):
-                raise NonFiniteError(f"not writing {what}: weight {name} holds NaN or infinite values; training "
-                                     f"diverged (lower trainer.learning_rate)")
+            part = param.to_local() if hasattr(param, "to_local") else param
+            if param.requires_grad and not bool(torch.isfinite(part).all()):
+                bad = name
+                break
+    if accelerator is not None and accelerator.num_processes > 1:
+        flag = torch.tensor([1.0 if bad else 0.0], device=accelerator.device)
+        if float(accelerator.reduce(flag, reduction="sum")[0]) and bad is None:
+            bad = "(on another process)"
+    if bad is not None:
+        raise NonFiniteError(f"not writing {what}: weight {bad} holds NaN or infinite values; training "
+                             f"diverged (lower trainer.learning_rate)")

@@ -13,7 +13,8 @@
 * ``save``: finish the summary and write a complete model directory, the summary, the loss log
   and a loss curve.
 
-One process on CPU; DDP/FSDP/DeepSpeed through the user's accelerate config on GPUs.
+Several processes (``accelerate launch``/``torchrun``): data parallel (DDP) by default; with
+``fsdp: true`` the model is sharded with FSDP2 (``fsdp.py``), tested on 2 CPU processes.
 """
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ import torch
 
 from adamllm.backbone import unwrap_model
 
+from . import fsdp
 from .batching import epoch_batches, real_tokens, shard
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, read_state, reported_writes, save_checkpoint
+from .checkpoint import (TrainState, latest_checkpoint, load_checkpoint, partial_checkpoint, read_state,
+                         reported_writes, save_checkpoint)
 from .config import SFTConfig
 from .data import load_records, training_input
 from .loader import default_workers, group_batches
@@ -77,6 +80,7 @@ class Run:
     loop_started: float = 0.0
     workers: int = 0                # processes collating batches ahead of the step
     dropped: DroppedWhileTraining | None = None  # streaming: the records set aside while training
+    sharded: bool = False           # FSDP2: parameters, gradients and optimizer state split over the processes
 
 
 class SFTTrainer:
@@ -166,6 +170,11 @@ class SFTTrainer:
 
         model = self._prepare_model(adapter)
         wrapped = LabelledLM(model, cfg.head_on_labels_only)
+        sharded = cfg.fsdp and accelerator.num_processes > 1
+        if sharded:
+            blocks = fsdp.shard(wrapped, model, cfg.mixed_precision)
+            held, total = fsdp.held_elements(model)
+            summary["fsdp"] = {"blocks": blocks, "held_elements": held, "total_elements": total}
         if cfg.trackers:
             accelerator.init_trackers("adamllm", config=json.loads(cfg.model_dump_json()))
 
@@ -179,7 +188,7 @@ class SFTTrainer:
                    stage_indices=prepared.stage_indices, packed=packed, group_by_length=group_by_length,
                    model=model, wrapped=wrapped, checkpoints=checkpoints, resume_from=resume_from,
                    resume_stage=resume_stage, summary=summary, workers=workers,
-                   dropped=DroppedWhileTraining(quarantine) if cfg.streaming else None)
+                   dropped=DroppedWhileTraining(quarantine) if cfg.streaming else None, sharded=sharded)
 
     def train_loop(self, adapter, run: Run, stop_after_steps: int | None = None) -> bool:
         """Train the stages in order, from the one being resumed; True when ``stop_after_steps``
@@ -217,11 +226,18 @@ class SFTTrainer:
         total_steps = cfg.max_steps or math.ceil(len(epoch_groups(0)) * cfg.num_epochs)
         optimizer = self._optimizer(adapter, run.model)
         scheduler = self._scheduler(optimizer, total_steps)
-        prepared, optimizer, scheduler = accelerator.prepare(run.wrapped, optimizer, scheduler)
+        # the schedule is not given to accelerate: its wrapper steps it once per process at every step
+        # (it assumes a schedule sized for one process's batches; ours counts this process's steps)
+        if run.sharded:  # already sharded: accelerate would wrap it in DDP
+            prepared, optimizer = run.wrapped, accelerator.prepare(optimizer)
+        else:
+            prepared, optimizer = accelerator.prepare(run.wrapped, optimizer)
         run.prepared = prepared
         if run.resume_from is not None:
+            shards = (lambda path, model, optim: fsdp.load_shard(path, model, optim, accelerator.process_index,
+                                                                  accelerator.num_processes)) if run.sharded else None
             run.state = load_checkpoint(run.resume_from, accelerator.unwrap_model(prepared).model, optimizer,
-                                        scheduler)
+                                        scheduler, load_weights=shards)
             run.summary["resumed_from"] = str(run.resume_from)
             run.resume_from = None
         state = run.state
@@ -239,7 +255,7 @@ class SFTTrainer:
                     group = groups[group_index]
                     at = where(state.step + 1, stage_index, len(run.stage_indices), state.epoch)
                     loss_value, group_tokens, padded = self._optimizer_step(
-                        accelerator, prepared, optimizer, scheduler,
+                        accelerator, prepared, optimizer, scheduler, run.sharded,
                         map(run.dropped.take, micro_batches) if run.dropped else micro_batches, len(group), at)
                     run.tokens += group_tokens
                     run.padded_tokens += padded
@@ -250,7 +266,8 @@ class SFTTrainer:
                     done = state.step >= total_steps
                     stop = stop_after_steps is not None and run.steps_this_run >= stop_after_steps
                     if (cfg.save_every and state.step % cfg.save_every == 0) or stop:
-                        self._checkpoint(accelerator, prepared, optimizer, scheduler, state, run.checkpoints)
+                        self._checkpoint(accelerator, prepared, optimizer, scheduler, state, run.checkpoints,
+                                         run.sharded)
                     if done or stop:
                         stopped_early = stop and not done
                         break
@@ -266,7 +283,8 @@ class SFTTrainer:
         """Finish the summary, then (main process) write the model directory, run info, summary,
         loss log and loss curve. Returns the summary."""
         cfg, accelerator, state = self.config, run.accelerator, run.state
-        check_weights(accelerator.unwrap_model(run.prepared).model, f"the trained model to {out}")  # every process
+        model = accelerator.unwrap_model(run.prepared).model
+        check_weights(model, f"the trained model to {out}", accelerator)  # every process
         seconds = time.time() - run.loop_started
         run.summary.update({
             "steps": state.step, "stages": len(run.stage_indices), "epochs_started": state.epoch + 1,
@@ -287,9 +305,12 @@ class SFTTrainer:
         accelerator.wait_for_everyone()
         if cfg.trackers:
             accelerator.end_training()
+        if run.sharded:  # gathered whole once, into an unsharded copy on the main process
+            full = fsdp.full_state_dict(model)
+            model = self._unsharded_copy(adapter, full) if accelerator.is_main_process else None
         if accelerator.is_main_process:
             with reported_writes("the trained model", out, then=" (it resumes from the last checkpoint, if any)"):
-                self._write_outputs(adapter, accelerator.unwrap_model(run.prepared).model, out, state, run.summary,
+                self._write_outputs(adapter, model, out, state, run.summary,
                                     backbone)
         accelerator.wait_for_everyone()
         return run.summary
@@ -313,12 +334,9 @@ class SFTTrainer:
         if cfg.freeze:
             adapter.freeze(cfg.freeze)
         if cfg.mode in ("lora", "qlora"):
-            from peft import LoraConfig, get_peft_model
+            from peft import get_peft_model
 
-            lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                              target_modules=cfg.lora.target_modules or adapter.lora_target_modules(),
-                              modules_to_save=cfg.lora.modules_to_save or None)
-            model = get_peft_model(model, lora)
+            model = get_peft_model(model, self._lora_config(adapter))
             adapter.model = model
         if cfg.gradient_checkpointing:
             with _quiet_future_warnings():
@@ -327,6 +345,14 @@ class SFTTrainer:
                 model.enable_input_require_grads()
         model.train()
         return model
+
+    def _lora_config(self, adapter):
+        from peft import LoraConfig
+
+        lora = self.config.lora
+        return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                          target_modules=lora.target_modules or adapter.lora_target_modules(),
+                          modules_to_save=lora.modules_to_save or None)
 
     def _optimizer(self, adapter, model):
         cfg = self.config
@@ -348,7 +374,8 @@ class SFTTrainer:
                     for group in param_groups for p in group["params"])
         return torch.optim.AdamW(param_groups, lr=cfg.learning_rate, fused=fused or None)
 
-    def _optimizer_step(self, accelerator, prepared, optimizer, scheduler, micro_batches, n_micro: int, at: str):
+    def _optimizer_step(self, accelerator, prepared, optimizer, scheduler, sharded: bool, micro_batches,
+                        n_micro: int, at: str):
         """Forward and backward over the micro-batches of one accumulation group (gradients synced
         on the last only), then one optimizer and schedule step, refused (``NonFiniteError``, naming
         ``at``) when the loss or the gradient norm is not finite. Returns the group's mean loss, its
@@ -359,18 +386,24 @@ class SFTTrainer:
             tokens += real_tokens(batch)
             padded += batch["input_ids"].numel()
             sync = micro == n_micro - 1
-            with contextlib.nullcontext() if sync else accelerator.no_sync(prepared):
+            if sharded:
+                fsdp.set_gradient_sync(prepared, sync)
+            with contextlib.nullcontext() if sync or sharded else accelerator.no_sync(prepared):
                 with accelerator.autocast():
                     loss, _ = prepared(**batch)
                 accelerator.backward(loss / n_micro)
             loss_value += loss.item() / n_micro
+        if accelerator.num_processes > 1:  # the loss of the whole step's batch, the same on every process
+            loss_value = float(accelerator.reduce(torch.tensor([loss_value], device=accelerator.device), "mean")[0])
         check_loss(loss_value, accelerator, at)
         if self.config.max_grad_norm:
             norm = accelerator.clip_grad_norm_(prepared.parameters(), self.config.max_grad_norm)
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
             if self.config.mixed_precision != "fp16":  # fp16's scaler skips overflowing steps itself
                 check_grad_norm(norm, at)
         optimizer.step()
-        scheduler.step()
+        if not getattr(optimizer, "step_was_skipped", False):  # fp16's scaler skipped an overflowing step
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return loss_value, tokens, padded
 
@@ -390,13 +423,45 @@ class SFTTrainer:
         warmup = int(math.ceil(self.config.warmup_ratio * total_steps))
         return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
-    def _checkpoint(self, accelerator, prepared, optimizer, scheduler, state, folder: Path) -> None:
+    def _checkpoint(self, accelerator, prepared, optimizer, scheduler, state, folder: Path,
+                    sharded: bool = False) -> None:
+        """Every process checks the weights (and, sharded, writes its own shards: ``fsdp.save_shard``);
+        the main process writes the rest and makes the checkpoint visible by renaming it."""
         accelerator.wait_for_everyone()
-        check_weights(accelerator.unwrap_model(prepared).model, f"checkpoint step-{state.step}")  # every process
+        model = accelerator.unwrap_model(prepared).model
+        check_weights(model, f"checkpoint step-{state.step}", accelerator)  # every process
+        if sharded:
+            tmp = partial_checkpoint(folder, state.step)
+            if accelerator.is_main_process:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+            accelerator.wait_for_everyone()
+            failed = ""
+            try:
+                with reported_writes(f"checkpoint {tmp.name}", folder):
+                    fsdp.save_shard(tmp, model, optimizer, accelerator.process_index, accelerator.num_processes)
+            except Exception as exc:  # noqa: BLE001 - every process must hear of it, or the others wait forever
+                failed = str(exc)
+            flag = accelerator.reduce(torch.tensor([1.0 if failed else 0.0], device=accelerator.device), "sum")
+            if float(flag[0]):
+                if accelerator.is_main_process:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                raise TrainerError(failed or f"another process could not write its part of checkpoint step-{state.step}")
         if accelerator.is_main_process:
-            save_checkpoint(folder, accelerator.unwrap_model(prepared).model, optimizer, scheduler, state,
-                            self.config.keep_checkpoints)
+            save_checkpoint(folder, model, optimizer, scheduler, state, self.config.keep_checkpoints,
+                            shards_written=sharded)
         accelerator.wait_for_everyone()
+
+    def _unsharded_copy(self, adapter, state_dict: dict):
+        """A fresh, unsharded model (with the same LoRA adapters) holding ``state_dict``: what the
+        main process saves after sharded training."""
+        model = adapter._load_model()
+        if self.config.mode in ("lora", "qlora"):
+            from peft import get_peft_model
+
+            model = get_peft_model(model, self._lora_config(adapter))
+        model.load_state_dict(state_dict, strict=True)
+        return model
 
     def _write_outputs(self, adapter, model, out: Path, state: TrainState, summary: dict, backbone: str) -> None:
         cfg = self.config
