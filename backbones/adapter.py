@@ -210,6 +210,11 @@ class VisionLanguageAdapter:
             model.to(cfg.device)
         return model
 
+    def fresh_model(self):
+        """A new copy of the checkpoint's model, not kept by the adapter (sharded training loads its
+        gathered weights into one to save them)."""
+        return self._load_model()
+
     def _checked_checkpoint(self) -> Path:
         """The local checkpoint folder, checked before the processor or the weights load from it: its
         config's ``model_type`` is this family's, and its weights are safetensors unless the config

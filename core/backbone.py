@@ -196,3 +196,7 @@ class Backbone(Generator, Protocol):
 
     # -- saving: a complete, reloadable directory
     def save(self, out_dir: Any) -> Any: ...
+
+    def fresh_model(self) -> Any:
+        """A new copy of the checkpoint's model, not kept by the adapter (sharded training saves
+        its gathered weights through one)."""

@@ -266,6 +266,20 @@ class BackboneContract:
             assert (again[key] == batch[key]).all()
         assert (self._logits(reloaded.model, again) == before).all()
 
+    def test_fresh_model_is_a_new_copy_with_the_checkpoints_weights(self, adapter):
+        """``fresh_model``: what sharded training loads its gathered weights into before saving."""
+        import torch
+
+        fresh = adapter.fresh_model()
+        ours = dict(adapter.model.named_parameters())
+        theirs = dict(fresh.named_parameters())
+        assert fresh is not adapter.model and set(ours) == set(theirs)
+        assert all(torch.equal(ours[n], theirs[n]) for n in ours)
+        name = next(n for n, p in theirs.items() if p.is_floating_point())
+        with torch.no_grad():
+            theirs[name].add_(1.0)  # a copy: the adapter's own model is untouched
+        assert not torch.equal(ours[name], theirs[name])
+
     def test_lora_save_reload_and_merge(self, adapter, tmp_path):
         import torch
         from peft import LoraConfig, PeftModel, get_peft_model

@@ -455,7 +455,7 @@ class SFTTrainer:
     def _unsharded_copy(self, adapter, state_dict: dict):
         """A fresh, unsharded model (with the same LoRA adapters) holding ``state_dict``: what the
         main process saves after sharded training."""
-        model = adapter._load_model()
+        model = adapter.fresh_model()
         if self.config.mode in ("lora", "qlora"):
             from peft import get_peft_model
 

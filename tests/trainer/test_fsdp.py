@@ -111,3 +111,36 @@ def test_sharded_checkpoints_resume_exactly_and_only_on_as_many_processes(tiny_c
     for folder in ("model", "adapter"):
         expected, got = weights(tmp_path / "full" / folder), weights(tmp_path / "resumed" / folder)
         assert all(torch.equal(expected[n], got[n]) for n in expected)
+
+
+def test_two_sharded_processes_killed_mid_run_resume_to_the_uninterrupted_result(tiny_checkpoints, tmp_path):
+    """SIGKILL to the whole torchrun process group once a checkpoint exists, then the same command
+    again: it resumes from the last complete sharded checkpoint and ends as the uninterrupted run."""
+    import signal
+    import time
+
+    mix = write_mix(tmp_path / "data", n=16)
+    ckpt = tiny_checkpoints("qwen2_vl")
+    options = {**BASE, **LORA, "lora": {"dropout": 0.1}, "fsdp": True, "max_steps": 40, "save_every": 4}
+    full = launch(tmp_path, ckpt, mix, tmp_path / "full", options, 2)
+    assert full.returncode == 0, full.stderr[-3000:]
+    script = tmp_path / "train.py"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+               str(ckpt), str(mix), str(tmp_path / "killed"), json.dumps(options)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (checkpoints / "step-8" / "state.json").exists() and process.poll() is None:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "model").exists(), "the run finished before it was killed"
+    resumed = launch(tmp_path, ckpt, mix, tmp_path / "killed", options, 2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((tmp_path / "killed" / "summary-rank0.json").read_text())
+    assert summary["resumed_from"] and int(summary["resumed_from"].rsplit("-", 1)[1]) >= 8
+    assert losses(tmp_path / "killed") == losses(tmp_path / "full")
+    for folder in ("model", "adapter"):
+        expected, got = weights(tmp_path / "full" / folder), weights(tmp_path / "killed" / folder)
+        assert all(torch.equal(expected[n], got[n]) for n in expected)
