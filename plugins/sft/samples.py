@@ -36,6 +36,8 @@ class Prepared:
 
 #: From this many records on, encoding before step 1 shows a progress bar (about a second and up).
 ENCODING_BAR_FROM = 1000
+#: From this many on, the bar also says that ``streaming`` would start training at once (a minute and up).
+STREAMING_HINT_FROM = 50_000
 
 
 def encode_ahead(config, adapter, records: Sequence[dict], collate, out: Path, *, image_root, quarantine,
@@ -149,4 +151,5 @@ def _encoding_bar(records: Sequence[dict], enabled: bool):
         return records
     from tqdm.auto import tqdm
 
-    return tqdm(records, total=len(records), desc="encode", unit="rec", dynamic_ncols=True, mininterval=1.0)
+    desc = "encode (trainer streaming: true skips this)" if len(records) >= STREAMING_HINT_FROM else "encode"
+    return tqdm(records, total=len(records), desc=desc, unit="rec", dynamic_ncols=True, mininterval=1.0)

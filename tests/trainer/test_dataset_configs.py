@@ -145,3 +145,20 @@ def test_the_presets_name_the_training_config_of_their_domains_hub_repo():
         assert given.config == "image_caption_and_synthetic_task", preset.name
         trained += 1
     assert trained == 4  # the paper's four backbone settings (food: Llama-3.2-11B)
+
+
+def test_streamed_records_of_a_named_config_are_the_loaded_ones(repo):
+    """``streaming: true`` reads the dataset (memory-mapped Arrow) record by record: the same
+    records, image paths and ids as loading it whole; a config of another shape is refused per record."""
+    from adamllm.plugins.sft.streaming import StreamedRecords
+
+    loaded, root = load_records(repo, config="image_caption_and_synthetic_task")
+    said = []
+    streamed = StreamedRecords(repo, config="image_caption_and_synthetic_task", note=said.append)
+    assert streamed.root == root and len(streamed) == 6 and len(said) == 0  # said when a record is read
+    assert [streamed.get(i) for i in range(6)] == loaded and len(said) == 1
+    other = StreamedRecords(repo, config="synthetic_visual_tasks")
+    with pytest.raises(DataError, match=r"\[0\]: messages: Field required"):
+        other.get(0)
+    with pytest.raises(DataError, match="has no config 'nope'"):
+        StreamedRecords(repo, config="nope")

@@ -299,6 +299,9 @@ def test_encoding_before_step_1_shows_a_bar_from_enough_records(tiny_checkpoints
     train("qwen2_vl", tiny_checkpoints("qwen2_vl"), tmp_path / "data", tmp_path / "many", n=8, max_steps=1)
     err = capsys.readouterr().err
     assert "encode: 100%" in err and "8/8" in err
+    monkeypatch.setattr(samples_module, "STREAMING_HINT_FROM", 8)  # many: the bar says what skips it
+    train("qwen2_vl", tiny_checkpoints("qwen2_vl"), tmp_path / "data", tmp_path / "lots", n=8, max_steps=1)
+    assert "encode (trainer streaming: true skips this): 100%" in capsys.readouterr().err
 
 
 def test_batches_collated_in_worker_processes_train_exactly_the_same(tiny_checkpoints, tmp_path):
