@@ -14,7 +14,7 @@ EXAMPLES := examples/adamllm-example-domain examples/adamllm-example-backbone
 CONSTRAINTS := constraints.txt
 LOCK_VENV := .venv-lock
 
-.PHONY: install demo test bench clean lock
+.PHONY: install demo test test-vllm bench clean lock
 
 $(VENV)/.installed: pyproject.toml setup.py $(CONSTRAINTS) $(wildcard examples/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,25 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The vLLM lane: tests marked `vllm` (engine: vllm against the transformers engine) in an environment
+# of their own (tests/vllm/requirements.txt), kept outside the clone and rebuilt only when that file
+# changes; the main environment stays as it is. The project is installed into it from this tree.
+VLLM_PINS := tests/vllm/requirements.txt
+VLLM_ENV ?= $(HOME)/.cache/adamllm/vllm-env-$(shell sha256sum $(VLLM_PINS) | cut -c1-12)
+
+$(VLLM_ENV)/.built: $(VLLM_PINS)
+	rm -rf $(VLLM_ENV)
+	$(PYTHON) -m venv $(VLLM_ENV)
+	$(VLLM_ENV)/bin/pip install -q --upgrade pip
+	$(VLLM_ENV)/bin/pip install -q -r $(VLLM_PINS)
+	$(VLLM_ENV)/bin/pip install -q --force-reinstall 'torch===2.13.0' 'torchvision===0.28.0' 'numpy<2.4'
+	touch $@
+
+test-vllm: $(VLLM_ENV)/.built
+	$(VLLM_ENV)/bin/pip install -q --no-deps --force-reinstall --no-build-isolation .
+	rm -rf build
+	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_ENV)/bin/python -m pytest -q -p no:cacheprovider -m vllm tests/vllm
 
 bench: install
 	$(BIN)/python bench/cli_startup.py

@@ -210,6 +210,11 @@ class VisionLanguageAdapter:
             model.to(cfg.device)
         return model
 
+    def model_source(self) -> str:
+        """The checkpoint folder the model loads from, checked as loading checks it (family,
+        safetensors): what another engine (vLLM) is pointed at."""
+        return str(self._checked_checkpoint())
+
     def fresh_model(self):
         """A new copy of the checkpoint's model, not kept by the adapter (sharded training loads its
         gathered weights into one to save them)."""
@@ -502,6 +507,11 @@ class VisionLanguageAdapter:
         """Answer each conversation (its last message is the user's); returns text per sample."""
         settings = settings or GenerationSettings()
         images = images if images is not None else [[] for _ in conversations]
+        if self.config.engine == "vllm":
+            from . import vllm_engine
+
+            texts = [self.render(c, add_generation_prompt=True) for c in conversations]
+            return vllm_engine.generate(self, texts, images, settings, self.stop_token_ids(), image_root)
         encoded = [self.encode(c, imgs, add_generation_prompt=True, image_root=image_root)
                    for c, imgs in zip(conversations, images)]
         return self._generate_encoded(encoded, settings, self.stop_token_ids())
@@ -540,9 +550,16 @@ class VisionLanguageAdapter:
         several turns; ``add_bos`` as in ``encode_prompt``."""
         settings = settings or GenerationSettings()
         images = images if images is not None else [[] for _ in prompts]
+        eos = self.stop_token_ids() if stop_tokens is None else self._token_ids(stop_tokens)
+        if self.config.engine == "vllm":
+            from . import vllm_engine
+
+            bos = self.tokenizer.bos_token if add_bos else ""
+            if add_bos and not bos:
+                raise BadSample(f"the {self.family} tokenizer has no BOS token to add")
+            return vllm_engine.generate(self, [bos + p for p in prompts], images, settings, eos, image_root)
         encoded = [self.encode_prompt(p, imgs, image_root=image_root, add_bos=add_bos)
                    for p, imgs in zip(prompts, images)]
-        eos = self.stop_token_ids() if stop_tokens is None else self._token_ids(stop_tokens)
         return self._generate_encoded(encoded, settings, eos)
 
     def prompt_length(self, prompt: str | Sequence[dict], images: Sequence[Any] = (),

