@@ -33,9 +33,9 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # The vLLM lane: tests marked `vllm` (engine: vllm against the transformers engine) in an environment
-# of their own (tests/vllm/requirements.txt), kept outside the clone and rebuilt only when that file
+# of their own (tests/vllm_lane/requirements.txt), kept outside the clone and rebuilt only when that file
 # changes; the main environment stays as it is. The project is installed into it from this tree.
-VLLM_PINS := tests/vllm/requirements.txt
+VLLM_PINS := tests/vllm_lane/requirements.txt
 VLLM_ENV ?= $(HOME)/.cache/adamllm/vllm-env-$(shell sha256sum $(VLLM_PINS) | cut -c1-12)
 
 $(VLLM_ENV)/.built: $(VLLM_PINS)
@@ -49,7 +49,7 @@ $(VLLM_ENV)/.built: $(VLLM_PINS)
 test-vllm: $(VLLM_ENV)/.built
 	$(VLLM_ENV)/bin/pip install -q --no-deps --force-reinstall --no-build-isolation .
 	rm -rf build
-	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_ENV)/bin/python -m pytest -q -p no:cacheprovider -m vllm tests/vllm
+	VLLM_CPU_KVCACHE_SPACE=1 VLLM_LOGGING_LEVEL=WARNING $(VLLM_ENV)/bin/python -m pytest -q -s -p no:cacheprovider -m vllm tests/vllm_lane
 
 bench: install
 	$(BIN)/python bench/cli_startup.py

@@ -6,7 +6,7 @@ else of its adapter (chat template, prompt strings, pixel budget, stop tokens, p
 and only hands the rendered prompt, its images and the sampling settings to an in-process
 ``vllm.LLM``, built on first use from the same checkpoint folder. The prompts are the ones the
 transformers engine encodes, so the two engines answer the same requests; greedy decoding in
-both (``tests/vllm``, a lane with its own environment: ``make test-vllm``).
+both (``tests/vllm_lane``, a lane with its own environment: ``make test-vllm``).
 
 vLLM is an optional dependency, imported only here and only when chosen; missing, it is a
 one-line error naming what to install. ``vllm:`` in the backbone section passes engine options
@@ -71,7 +71,8 @@ class VllmEngine:
             max_tokens=settings.max_new_tokens, min_tokens=settings.min_new_tokens or 0,
             temperature=settings.temperature if settings.do_sample else 0.0,
             top_p=settings.top_p if settings.do_sample else 1.0, seed=settings.seed,
-            stop_token_ids=list(stop_ids), skip_special_tokens=not settings.keep_special_tokens)
+            stop_token_ids=list(stop_ids), skip_special_tokens=not settings.keep_special_tokens,
+            ignore_eos=True)  # the stop tokens are exactly ``stop_ids``, as for the transformers engine
         tokenizer = self.adapter.tokenizer
         prompts = []
         for text, imgs in zip(texts, images):

@@ -171,6 +171,8 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 @click.option("--max-pixels", type=click.IntRange(min=1), help="Qwen-VL families: largest image budget in pixels.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16", "auto"]), help="Weights dtype.")
 @click.option("--device", help="cpu, cuda, cuda:1 or auto (with several processes, cuda means each its own GPU).")
+@click.option("--engine", type=click.Choice(["transformers", "vllm"]), default=None,
+              help="What generates: transformers (default) or vLLM (an optional install).")
 @click.option("--force", is_flag=True, help="Discard earlier predictions in the output folder.")
 @click.option("--allow-pickle-weights", is_flag=True,
               help="Load pickle weights (pytorch_model.bin) of a checkpoint without safetensors (they can run code).")
@@ -182,7 +184,7 @@ def _overrides(names: list[str], data_root: str | None, sources: tuple[str, ...]
 def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: str, limit: int | None,
                  out_dir: str | None, batch_size: int | None, scorer: str | None, seed: int,
                  max_new_tokens: int | None, data_root: str | None, sources: tuple[str, ...], min_pixels: int | None,
-                 max_pixels: int | None, dtype: str | None, device: str | None, force: bool,
+                 max_pixels: int | None, dtype: str | None, device: str | None, engine: str | None, force: bool,
                  allow_pickle_weights: bool, on_bad_record: str, quiet: bool) -> None:
     """Evaluate MODEL on benchmarks: batched greedy generation, per-sample JSONL, report files.
 
@@ -212,6 +214,8 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
     backbone_options.update({k: v for k, v in budget.items() if k in BUDGET_KEYS and v is not None})
     if dtype:
         backbone_options["dtype"] = dtype
+    if engine:
+        backbone_options["engine"] = engine
     if device:
         backbone_options["device"] = per_process_device(device)
     if allow_pickle_weights:

@@ -93,8 +93,12 @@ def evaluate(
                 raise EvaluationError(_no_samples(task.name, describe, quarantine))
             settings = GenerationSettings(max_new_tokens=max_new_tokens or bench.max_new_tokens, do_sample=False)
             size = batch_size or getattr(bench, "batch_size", None) or DEFAULT_BATCH_SIZE
+            generation = settings.model_dump()
+            engine = getattr(getattr(adapter, "config", None), "engine", "transformers")
+            if engine != "transformers":  # predictions of another engine are not reused (the default's key unchanged)
+                generation["engine"] = engine
             signature = {"benchmark": task.name, "model": model_name, "model_fingerprint": fingerprint,
-                         "generation": settings.model_dump(), "data": describe}
+                         "generation": generation, "data": describe}
             if prompting:
                 signature["prompting"] = prompting
             with cache_for(out) as cache:

@@ -1,6 +1,6 @@
 """``engine: vllm`` in the main environment (no vLLM here): what the engine would be built with,
 the checks made before it starts, and the one-line error when vLLM is missing. The engine itself
-runs in the vLLM lane (tests/vllm, make test-vllm)."""
+runs in the vLLM lane (tests/vllm_lane, make test-vllm)."""
 import importlib.util
 
 import pytest

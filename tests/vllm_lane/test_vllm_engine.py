@@ -20,9 +20,11 @@ pytestmark = pytest.mark.vllm
 PIXELS = {"min_pixels": 3136, "max_pixels": 3136}
 
 
-def agreement(a, b):
+def agreement(a, b, what=""):
+    """The share of equal answers and the divergences; said on the lane's output (``-s``)."""
     same = sum(x == y for x, y in zip(a, b))
     diverged = [(i, x, y) for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    print(f"\nvllm lane: {what}: {same} of {len(a)} answers equal to the transformers engine's")
     return same / len(a), diverged
 
 
@@ -48,7 +50,7 @@ def test_qwen2_vl_answers_with_images_as_the_transformers_engine_does(trained_qw
                                                                               image_root=root)
     engine = ADAPTERS["qwen2_vl"].from_pretrained(model, engine="vllm", **PIXELS)
     got = engine.generate(conversations, images, settings, image_root=root)
-    share, diverged = agreement(expected, got)
+    share, diverged = agreement(expected, got, "qwen2_vl conversations with images")
     assert share >= 0.95, diverged
     assert engine._model is None  # the transformers model was never loaded for generation
     # a rendered prompt continued up to an end-of-text token only, as the synthesizer's profile asks
@@ -56,7 +58,8 @@ def test_qwen2_vl_answers_with_images_as_the_transformers_engine_does(trained_qw
     stop = [engine.end_of_text_token]
     plain = ADAPTERS["qwen2_vl"].from_pretrained(model, **PIXELS)
     share, diverged = agreement(plain.generate_from_text(prompts, images[:6], settings, stop_tokens=stop, image_root=root),
-                                engine.generate_from_text(prompts, images[:6], settings, stop_tokens=stop, image_root=root))
+                                engine.generate_from_text(prompts, images[:6], settings, stop_tokens=stop, image_root=root),
+                                "qwen2_vl rendered prompts, stopping at the end-of-text token only")
     assert share >= 0.95, diverged
 
 
@@ -78,5 +81,35 @@ def test_a_text_only_judge_answers_as_the_transformers_engine_does(tmp_path):
     settings = GenerationSettings(max_new_tokens=8)
     expected = CausalLMAdapter.from_pretrained(model).generate(questions, None, settings)
     got = CausalLMAdapter.from_pretrained(model, engine="vllm").generate(questions, None, settings)
-    share, diverged = agreement(expected, got)
+    share, diverged = agreement(expected, got, "text-only judge")
+    assert share >= 0.95, diverged
+
+
+def test_adamllm_eval_with_the_vllm_engine_predicts_as_the_transformers_engine(trained_qwen, tmp_path):
+    """The evaluation path (its prompts, system message and image budget) through ``--engine vllm``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from adamllm.domains.toyshapes import demo_world
+
+    model, _, _ = trained_qwen
+    world = demo_world(tmp_path / "world", seed=0, fast=True)
+    vqa = world.benchmark_vqa
+    predictions = {}
+    for engine in ("transformers", "vllm"):
+        out = tmp_path / engine
+        result = subprocess.run(
+            [sys.executable, "-m", "adamllm.cli", "eval", "--backbone", "qwen2_vl", "--model", str(model),
+             "--benchmarks", "toyshapes_vqa", "--source", f"toyshapes_vqa={vqa}", "--limit", "24",
+             "--min-pixels", "3136", "--max-pixels", "3136", "--engine", engine, "--out", str(out), "--quiet"],
+            capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = [json.loads(line) for line in (out / "toyshapes_vqa" / "predictions.jsonl").read_text().splitlines()]
+        predictions[engine] = {row["id"]: row["prediction"] for row in rows}
+    assert set(predictions["vllm"]) == set(predictions["transformers"]) and len(predictions["vllm"]) == 24
+    ids = sorted(predictions["vllm"])
+    share, diverged = agreement([predictions["transformers"][i] for i in ids], [predictions["vllm"][i] for i in ids],
+                                "adamllm eval predictions (toyshapes_vqa)")
     assert share >= 0.95, diverged
