@@ -52,17 +52,12 @@ def make_data(folder: Path, records: int, side: int = SIDE) -> Path:
 def child(checkpoint: str, mix: str, mode: str, out: str) -> None:
     from adamllm.backbones.families import ADAPTERS
     from adamllm.plugins.sft.config import SFTConfig
-    from adamllm.plugins.sft.data import load_records
-    from adamllm.plugins.sft.streaming import StreamedRecords
+    from adamllm.plugins.sft.streaming import training_records
     from adamllm.plugins.sft.trainer import SFTTrainer
 
     started = time.perf_counter()
     streamed = mode == "streamed"
-    if streamed:
-        records = StreamedRecords(mix)
-        root = records.root
-    else:
-        records, root = load_records(mix)
+    records, root = training_records(mix, streaming=streamed)
     adapter = ADAPTERS["qwen2_vl"].from_pretrained(checkpoint, min_pixels=SIDE * SIDE, max_pixels=SIDE * SIDE)
     config = SFTConfig(max_steps=1, batch_size=4, learning_rate=1e-4, log_every=1, streaming=streamed,
                        image_check="decode" if streamed else mode,

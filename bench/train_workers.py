@@ -37,15 +37,10 @@ def child(checkpoint: str, mix: str, side: int, workers: int, steps: int, out: s
         torch.set_num_threads(threads)
     from adamllm.backbones.families import ADAPTERS
     from adamllm.plugins.sft.config import SFTConfig
-    from adamllm.plugins.sft.data import load_records
-    from adamllm.plugins.sft.streaming import StreamedRecords
+    from adamllm.plugins.sft.streaming import training_records
     from adamllm.plugins.sft.trainer import SFTTrainer
 
-    if streaming:
-        records = StreamedRecords(mix)
-        root = records.root
-    else:
-        records, root = load_records(mix)
+    records, root = training_records(mix, streaming=streaming)
     adapter = ADAPTERS["qwen2_vl"].from_pretrained(checkpoint, min_pixels=side * side, max_pixels=side * side)
     config = SFTConfig(max_steps=steps, batch_size=8, learning_rate=1e-4, dataloader_workers=workers,
                        encode_cache=False, streaming=streaming)

@@ -90,19 +90,14 @@ def load_records(source: str | Path, *, limit: int | None = None, split: str | N
     quarantine = quarantine if quarantine is not None else Quarantine(None, "error")
     reject = quarantine.reject
     if path.is_file():  # JSONL, or a JSON array (.json); a record without id gets its line or position
-        picked = [name for name, value in (("config", config), ("data_files", data_files), ("split", split))
-                  if value is not None]
-        if picked:
-            raise DataError(f"{path}: {', '.join(picked)} pick part of a dataset (a hub dataset or a dataset "
-                            f"folder), and this is a file")
+        refuse_dataset_options(path, config, data_files, split)
         array = path.suffix.lower() == ".json"
         rows = iter_records(path, on_error=reject)
         root = Path(image_root) if image_root else path.parent
     else:
-        if not path.exists() and image_root is None:  # a hub dataset: images still need image_root
-            rows = _dataset_rows(str(source), config, data_files, split, require_image_root=True)
-        else:
-            rows = _dataset_rows(str(path if path.exists() else source), config, data_files, split)
+        # a hub dataset: images still need image_root
+        rows = _dataset_rows(dataset_source(path, source), config, data_files, split,
+                             require_image_root=not path.exists() and image_root is None)
         array = True  # a record without id gets its row
         root = Path(image_root) if image_root else (path if path.is_dir() else None)
     images = _SiblingImages(root, note) if root is not None and image_root is None else None
@@ -131,21 +126,45 @@ def training_input(ctx, image_root: str | None) -> tuple[str | Path | None, dict
     return image_root, dataset
 
 
-def _dataset_rows(source: str, config: str | None, data_files: Any, split: str | None,
-                  require_image_root: bool = False):
-    """``(where, record)`` of a dataset folder or hub dataset, through ``datasets.load_dataset``."""
+def refuse_dataset_options(path: Path, config: str | None, data_files: Any, split: str | None) -> None:
+    """``config``, ``data_files`` and ``split`` pick part of a dataset: given with a file, an error."""
+    picked = [name for name, value in (("config", config), ("data_files", data_files), ("split", split))
+              if value is not None]
+    if picked:
+        raise DataError(f"{path}: {', '.join(picked)} pick part of a dataset (a hub dataset or a dataset "
+                        f"folder), and this is a file")
+
+
+def dataset_source(path: Path, source: str | Path) -> str:
+    """What ``datasets.load_dataset`` is given: the local folder, else the hub id as written."""
+    return str(path if path.exists() else source)
+
+
+def open_dataset(source: str, config: str | None, data_files: Any, split: str | None):
+    """``datasets.load_dataset`` (memory-mapped Arrow); a failure is one ``DataError`` line (``_load_error``)."""
     from datasets import load_dataset
 
     split = split or "train"
     try:
-        dataset = load_dataset(source, name=config, data_files=data_files, split=split)
+        return load_dataset(source, name=config, data_files=data_files, split=split)
     except Exception as exc:  # noqa: BLE001 - offline, unknown id, bad config, no such split...
         raise DataError(_load_error(source, config, split, exc)) from None
-    for index, record in enumerate(dataset):
+
+
+def check_image_root(where: str, source: str, record: dict) -> None:
+    """A hub dataset's record naming image files needs the folder that holds them."""
+    if any(isinstance(i, str) for i in record.get("images") or []):
+        raise DataError(f"{where}: the records name image files; set the folder that holds them "
+                        f"(data.train: {{hub: {source}, images: DIR}}, or the trainer's image_root)")
+
+
+def _dataset_rows(source: str, config: str | None, data_files: Any, split: str | None,
+                  require_image_root: bool = False):
+    """``(where, record)`` of a dataset folder or hub dataset, through ``datasets.load_dataset``."""
+    for index, record in enumerate(open_dataset(source, config, data_files, split)):
         record = dict(record)
-        if require_image_root and any(isinstance(i, str) for i in record.get("images") or []):
-            raise DataError(f"{source}[{index}]: the records name image files; set the folder that holds them "
-                            f"(data.train: {{hub: {source}, images: DIR}}, or the trainer's image_root)")
+        if require_image_root:
+            check_image_root(f"{source}[{index}]", source, record)
         yield f"{source}[{index}]", record
 
 

@@ -28,7 +28,8 @@ from adamllm.backbone import BadSample, SampleTooLong
 from adamllm.io import DataError, _is_array_file, iter_records
 from adamllm.jsonl_index import ChangedFile, JsonlIndex
 
-from .data import _check, _load_error, _SiblingImages
+from .data import (_check, _SiblingImages, check_image_root, dataset_source, load_records, open_dataset,
+                   refuse_dataset_options)
 
 #: Consecutive unusable records after which a batch gives up (the data, not one record, is broken).
 MAX_CONSECUTIVE_BAD = 1000
@@ -48,27 +49,19 @@ class StreamedRecords:
         self._rows: Sequence[Any] | None = None
         self._dataset = None
         if path.is_file():
-            picked = [name for name, value in (("config", config), ("data_files", data_files), ("split", split))
-                      if value is not None]
-            if picked:
-                raise DataError(f"{path}: {', '.join(picked)} pick part of a dataset (a hub dataset or a dataset "
-                                f"folder), and this is a file")
+            refuse_dataset_options(path, config, data_files, split)
             self.root = Path(image_root) if image_root else path.parent
             if _is_array_file(path):
                 rows = list(iter_records(path, on_error=on_error))  # an array: parsed whole
                 self._rows = rows[:limit] if limit else rows
-                self._array = True
             else:
                 self._index = JsonlIndex(path, limit=limit)
-                self._array = False
         else:
-            hub = not path.exists() and image_root is None
-            self._dataset_source = str(path if path.exists() else source)
-            self._dataset = _load_dataset(self._dataset_source if not hub else str(source), config, data_files, split)
+            self._require_image_root = not path.exists() and image_root is None  # a hub dataset
+            self._dataset_source = dataset_source(path, source)
+            self._dataset = open_dataset(self._dataset_source, config, data_files, split)
             if limit:
                 self._dataset = self._dataset.select(range(min(limit, len(self._dataset))))
-            self._require_image_root = hub
-            self._array = True
             self.root = Path(image_root) if image_root else (path if path.is_dir() else None)
         self._images = _SiblingImages(self.root, note) if self.root is not None and image_root is None else None
 
@@ -92,9 +85,8 @@ class StreamedRecords:
             (where, record), default_id = self._rows[i], str(i)
         else:
             where, record, default_id = self.where(i), dict(self._dataset[i]), str(i)
-            if self._require_image_root and any(isinstance(p, str) for p in record.get("images") or []):
-                raise DataError(f"{where}: the records name image files; set the folder that holds them "
-                                f"(data.train: {{hub: ..., images: DIR}}, or the trainer's image_root)")
+            if self._require_image_root:
+                check_image_root(where, self._dataset_source, record)
         if self._images is not None and isinstance(record, dict):
             record = self._images.resolve(record)
         checked = _check(record, where)
@@ -102,24 +94,15 @@ class StreamedRecords:
         checked["_where"] = where
         return checked
 
-    def stages(self) -> list[int | None]:
-        """Every record's ``stage`` (None where it has none or cannot be read): one pass, for two_stage."""
-        out: list[int | None] = []
-        for i in range(len(self)):
-            try:
-                out.append(self.get(i).get("stage"))
-            except DataError:
-                out.append(None)
-        return out
 
-
-def _load_dataset(source: str, config, data_files, split):
-    from datasets import load_dataset
-
-    try:
-        return load_dataset(source, name=config, data_files=data_files, split=split or "train")
-    except Exception as exc:  # noqa: BLE001 - offline, unknown id, bad config, no such split...
-        raise DataError(_load_error(source, config, split or "train", exc)) from None
+def training_records(source: str | Path, *, streaming: bool, quarantine=None, **options: Any):
+    """``(records, image folder)`` for the trainer: loaded whole (``load_records``), or with
+    ``streaming`` a ``StreamedRecords`` read batch by batch. ``options``: ``limit``, ``image_root``,
+    ``config``, ``data_files``, ``split``, ``note``."""
+    if not streaming:
+        return load_records(source, quarantine=quarantine, **options)
+    records = StreamedRecords(source, on_error=quarantine.reject if quarantine is not None else None, **options)
+    return records, records.root
 
 
 class InMemoryRecords:
@@ -137,9 +120,6 @@ class InMemoryRecords:
 
     def get(self, i: int) -> dict:
         return self.records[i]
-
-    def stages(self) -> list[int | None]:
-        return [r.get("stage") for r in self.records]
 
 
 class StreamedBatches:

@@ -37,13 +37,13 @@ from .batching import epoch_batches, real_tokens, shard
 from .checkpoint import (TrainState, latest_checkpoint, load_checkpoint, partial_checkpoint, read_state,
                          reported_writes, save_checkpoint)
 from .config import SFTConfig
-from .data import load_records, training_input
+from .data import training_input
 from .loader import default_workers, group_batches
 from .loss import LabelledLM
 from .numeric import check_grad_norm, check_loss, check_weights, where
 from .plots import plot_loss_curve
 from .samples import DroppedWhileTraining, TrainerError, encode_ahead, streamed
-from .streaming import StreamedRecords
+from .streaming import training_records
 
 
 def check_qlora_available() -> None:
@@ -102,13 +102,9 @@ class SFTTrainer:
         image_root, dataset = training_input(ctx, self.config.image_root)
         note = lambda message: ctx.echo(f"[{ctx.name}] {message}")  # noqa: E731
         with quarantine:
-            if self.config.streaming:  # read when their batches are built
-                records = StreamedRecords(ctx.input_path(), limit=self.config.limit, image_root=image_root,
-                                          note=note, on_error=quarantine.reject, **dataset)
-                root = records.root
-            else:
-                records, root = load_records(ctx.input_path(), limit=self.config.limit, quarantine=quarantine,
-                                             image_root=image_root, **dataset, note=note)
+            records, root = training_records(ctx.input_path(), streaming=self.config.streaming,
+                                             quarantine=quarantine, limit=self.config.limit, image_root=image_root,
+                                             note=note, **dataset)
             return self.train(ctx.backbone(), records, ctx.stage_dir, image_root=root,
                               seed=self.config.seed if self.config.seed is not None else ctx.config.seed,
                               resume=not ctx.force, backbone=ctx.config.backbone.type, quarantine=quarantine,

@@ -178,17 +178,12 @@ from accelerate import PartialState, debug_launcher
 
 from adamllm.backbones.families import ADAPTERS
 from adamllm.plugins.sft.config import SFTConfig
-from adamllm.plugins.sft.data import load_records
-from adamllm.plugins.sft.streaming import StreamedRecords
+from adamllm.plugins.sft.streaming import training_records
 from adamllm.plugins.sft.trainer import SFTTrainer
 
 
 def worker(checkpoint, data_dir, out_dir, streaming):
-    if streaming:
-        records = StreamedRecords(data_dir / "mix.jsonl")
-        root = records.root
-    else:
-        records, root = load_records(data_dir / "mix.jsonl")
+    records, root = training_records(data_dir / "mix.jsonl", streaming=streaming)
     adapter = ADAPTERS["qwen2_vl"].from_pretrained(checkpoint)
     summary = SFTTrainer(SFTConfig(batch_size=2, max_steps=3, learning_rate=1e-2, warmup_ratio=0,
                                    streaming=streaming)).train(adapter, records, out_dir, image_root=root)

@@ -6,8 +6,7 @@ import torch
 
 from adamllm.backbones.families import ADAPTERS
 from adamllm.plugins.sft.config import SFTConfig
-from adamllm.plugins.sft.data import load_records
-from adamllm.plugins.sft.streaming import StreamedRecords
+from adamllm.plugins.sft.streaming import StreamedRecords, training_records
 from adamllm.plugins.sft.trainer import SFTTrainer, TrainerError
 from adamllm.quarantine import Quarantine
 from adamllm.testing.data import write_mix
@@ -17,11 +16,7 @@ BASE = {"learning_rate": 3e-3, "batch_size": 2, "num_epochs": 2, "warmup_ratio":
 
 def train(family, checkpoint, mix, out, *, streaming, quarantine=None, **options):
     adapter = ADAPTERS[family].from_pretrained(checkpoint)
-    if streaming:
-        records = StreamedRecords(mix, on_error=quarantine.reject if quarantine else None)
-        root = records.root
-    else:
-        records, root = load_records(mix, quarantine=quarantine)
+    records, root = training_records(mix, streaming=streaming, quarantine=quarantine)
     stop = options.pop("stop_after_steps", None)
     config = SFTConfig(**{**BASE, "streaming": streaming, **options})
     summary = SFTTrainer(config).train(adapter, records, out, image_root=root, seed=0, backbone=family,
