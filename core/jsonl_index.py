@@ -4,8 +4,7 @@ record parsed on demand from a memory map.
 
 ``JsonlIndex.record(i)`` is what ``iter_records`` gives for the ``i``-th non-blank line, or the
 ``DataError`` it reports for it (``path:line``: not UTF-8, invalid JSON, a lone surrogate, not an
-object). The
-index costs 20 bytes per record, so a million records hold 20 MB instead of their dicts.
+object). The index costs 20 bytes per record, so a million records hold 20 MB instead of their dicts.
 Workers forked from the process that built it share it; each process maps the file itself.
 """
 from __future__ import annotations
@@ -15,11 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .io import DataError, _Unusable, parse_jsonl_line
+from .io import _BOM, DataError, _Unusable, parse_jsonl_line
 
 _CHUNK = 8 << 20
 _SPACE = b" \t\r\n\x0b\x0c"
-_BOM = b"\xef\xbb\xbf"
 
 
 class ChangedFile(DataError):
@@ -35,8 +33,8 @@ class JsonlIndex:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: no such file")
-        self.size = self.path.stat().st_size
-        self._mtime = self.path.stat().st_mtime_ns
+        stat = self.path.stat()
+        self.size, self._mtime = stat.st_size, stat.st_mtime_ns
         ends, firsts = [], [np.array([-1], dtype=np.int16)]  # firsts: each line's first byte (-1: not read yet)
         with self.path.open("rb") as handle:
             offset = 0
@@ -80,13 +78,12 @@ class JsonlIndex:
 
     def record(self, i: int) -> dict:
         """The ``i``-th non-blank line's record; a ``DataError`` naming ``path:line`` when it cannot be used."""
-        data = self._data()
-        where = self.where(i)
-        parsed = parse_jsonl_line(data[int(self.starts[i]):int(self.ends[i])], first=int(self.lines[i]) == 1)
+        raw = self._data()[int(self.starts[i]):int(self.ends[i])]
+        parsed = parse_jsonl_line(raw, first=int(self.lines[i]) == 1)
         if isinstance(parsed, _Unusable):
-            raise DataError(f"{where}: {parsed.message}")
+            raise DataError(f"{self.where(i)}: {parsed.message}")
         if not isinstance(parsed, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(parsed).__name__}")
+            raise DataError(f"{self.where(i)}: expected a JSON object, got {type(parsed).__name__}")
         return parsed
 
     def _data(self):

@@ -2,7 +2,8 @@
 
 Building a batch is where its images are decoded and run through the processor (encoding kept
 only tokens and image references; with ``streaming`` the records are read and encoded there too).
-Done in the training process it sits on every step's path; a ``torch.utils.data.DataLoader`` with workers prepares the next batches while the model computes.
+Done in the training process it sits on every step's path; a ``torch.utils.data.DataLoader``
+with workers prepares the next batches while the model computes.
 Collation is deterministic, so the batches, their order and the losses are the same with and
 without workers (a test). Workers are forked from the training process (the samples are shared,
 not copied or pickled) and run one torch thread each.

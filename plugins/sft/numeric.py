@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from .fsdp import local
+
 
 class NonFiniteError(RuntimeError):
     """Training met a NaN or infinite value; the message names the step."""
@@ -50,8 +52,7 @@ def check_weights(model, what: str, accelerator=None) -> None:
     bad = None
     with torch.no_grad():
         for name, param in model.named_parameters():
-            part = param.to_local() if hasattr(param, "to_local") else param
-            if param.requires_grad and not bool(torch.isfinite(part).all()):
+            if param.requires_grad and not bool(torch.isfinite(local(param)).all()):
                 bad = name
                 break
     if accelerator is not None and accelerator.num_processes > 1:
