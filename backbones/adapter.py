@@ -522,14 +522,7 @@ class VisionLanguageAdapter:
         as model inputs, without labels. ``add_bos`` puts the tokenizer's BOS token in front, as a
         tokenizer that adds its special tokens would (the released synthesizer's prompts). Raises
         ``BadSample`` / ``SampleTooLong`` like ``encode``."""
-        n_placeholders = text.count(self.image_token) if self.image_token else 0
-        if n_placeholders != len(images):
-            raise BadSample(f"{n_placeholders} {self.image_token} tokens in the prompt but {len(images)} images")
-        if add_bos:
-            bos = self.tokenizer.bos_token
-            if not bos:
-                raise BadSample(f"the {self.family} tokenizer has no BOS token to add")
-            text = bos + text
+        text = self.checked_prompt(text, images, add_bos)
         pil_images = _load_images(images, image_root)
         inputs = self._process(text, pil_images)
         ids = inputs["input_ids"][0]
@@ -539,6 +532,19 @@ class VisionLanguageAdapter:
                       else v) for k, v in inputs.items()}
         sample["num_image_tokens"] = int((ids == self.image_token_id).sum())
         return sample
+
+    def checked_prompt(self, text: str, images: Sequence[Any] = (), add_bos: bool = False) -> str:
+        """A rendered prompt as either engine takes it: one ``image_token`` per image (else
+        ``BadSample``), the tokenizer's BOS token in front when ``add_bos``."""
+        n_placeholders = text.count(self.image_token) if self.image_token else 0
+        if n_placeholders != len(images):
+            raise BadSample(f"{n_placeholders} {self.image_token} tokens in the prompt but {len(images)} images")
+        if add_bos:
+            bos = self.tokenizer.bos_token
+            if not bos:
+                raise BadSample(f"the {self.family} tokenizer has no BOS token to add")
+            text = bos + text
+        return text
 
     @torch.no_grad()
     def generate_from_text(self, prompts: Sequence[str], images: Sequence[Sequence[Any]] | None = None,
@@ -554,10 +560,7 @@ class VisionLanguageAdapter:
         if self.config.engine == "vllm":
             from . import vllm_engine
 
-            bos = self.tokenizer.bos_token if add_bos else ""
-            if add_bos and not bos:
-                raise BadSample(f"the {self.family} tokenizer has no BOS token to add")
-            return vllm_engine.generate(self, [bos + p for p in prompts], images, settings, eos, image_root)
+            return vllm_engine.generate(self, prompts, images, settings, eos, image_root, add_bos=add_bos)
         encoded = [self.encode_prompt(p, imgs, image_root=image_root, add_bos=add_bos)
                    for p, imgs in zip(prompts, images)]
         return self._generate_encoded(encoded, settings, eos)

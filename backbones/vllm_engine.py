@@ -85,21 +85,14 @@ class VllmEngine:
 
 
 def generate(adapter: Any, texts: Sequence[str], images: Sequence[Sequence[Any]], settings, stop_ids: list[int],
-             image_root: Any = None) -> list[str]:
-    """The adapter's ``generate``/``generate_from_text`` through vLLM: the same checks as its
-    encoding (placeholders against images, readable images under ``image_root``: ``BadSample``),
-    then the engine; stop strings cut as the transformers engine cuts them."""
-    from adamllm.backbone import BadSample
-
+             image_root: Any = None, add_bos: bool = False) -> list[str]:
+    """The adapter's ``generate``/``generate_from_text`` through vLLM: each prompt checked as the
+    transformers engine checks it (``adapter.checked_prompt``; images loaded as ``encode`` loads
+    them, under ``image_root``), then the engine; stop strings cut as the transformers engine cuts them."""
     from .adapter import _cut_at_stop, _load_images
 
-    token = adapter.image_token
-    loaded = []
-    for text, imgs in zip(texts, images):
-        found = text.count(token) if token else 0
-        if found != len(imgs):
-            raise BadSample(f"{found} {token} tokens in the prompt but {len(imgs)} images")
-        loaded.append(_load_images(imgs, image_root))
+    texts = [adapter.checked_prompt(text, imgs, add_bos) for text, imgs in zip(texts, images)]
+    loaded = [_load_images(imgs, image_root) for imgs in images]
     engine = getattr(adapter, "_vllm_engine", None)
     if engine is None:
         engine = adapter._vllm_engine = VllmEngine(adapter)
