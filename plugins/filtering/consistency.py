@@ -44,9 +44,10 @@ class ConsistencyConfig(GoldOption):
                                                           "and {precise} once each (default: the built-in few-shot prompt).")
     parsing: Parsing = Field("legacy", description="legacy: the stripped, lower-cased text must be exactly yes/no/open "
                                                    "(the paper); normalized: punctuation removed, first word.")
-    engine: Literal["generate_batch", "engine"] = Field(
-        "generate_batch", description="generate_batch: transformers' continuous batching (text-only models; the "
-                                      "faster in bench/generation.py); engine: adamllm's padded batches (any backbone).")
+    engine: Optional[Literal["generate_batch", "engine"]] = Field(
+        None, description="generate_batch (the default): transformers' continuous batching (text-only models; the "
+                          "faster in bench/generation.py); engine: adamllm's padded batches (any backbone). A judge "
+                          "whose model section sets engine: vllm generates through vLLM (engine: engine, the only one).")
     batch_size: int = Field(16, ge=1, description="Triplets per judge call and generation batch.")
     max_new_tokens: int = Field(2, ge=1, description="Tokens the judge writes (greedy).")
 
@@ -67,6 +68,18 @@ def bos_prefix(tokenizer: Any) -> str:
     return bos if ids and ids[0] == tokenizer.bos_token_id else ""
 
 
+def judge_engine(chosen: Optional[str], adapter: Any) -> str:
+    """What generates the judge's tokens: ``chosen`` (default ``generate_batch``), or ``vllm`` when the
+    judge's model section sets ``engine: vllm`` (through ``generate_from_text``, as ``engine`` does;
+    transformers' continuous batching would load the model a second time and ignore vLLM)."""
+    if getattr(getattr(adapter, "config", None), "engine", "transformers") != "vllm":
+        return chosen or "generate_batch"
+    if chosen == "generate_batch":
+        raise ValueError("filter.engine: generate_batch is transformers' continuous batching, and the judge's model "
+                         "section sets engine: vllm; remove filter.engine (vLLM then generates) or set it to engine")
+    return "vllm"
+
+
 class ConsistencyFilter(GoldSummary):
     """Labels each triplet yes / no / open (or other) with a few-shot LLM judge (``Filter``).
 
@@ -82,6 +95,7 @@ class ConsistencyFilter(GoldSummary):
         self.template = load_template(config.prompt)
         self._load_gold(config.gold)
         self._adapter: Any = None
+        self._engine: Optional[str] = None  # what generates, once the judge is built (stats)
         self._counts: Counter = Counter()
         self._differences: list[str] = []
         self._seconds = 0.0
@@ -95,7 +109,7 @@ class ConsistencyFilter(GoldSummary):
     def stats(self) -> dict[str, Any]:
         seconds = round(self._seconds, 3)
         judged = self._counts["judged"]
-        return {"judged": judged, "parsing": self.config.parsing, "engine": self.config.engine,
+        return {"judged": judged, "parsing": self.config.parsing, "engine": self._engine or self.config.engine or "generate_batch",
                 "parsings_differ": self._counts["parsings_differ"], "parsings_differ_examples": list(self._differences),
                 "refused": self._counts["refused"], "refused_examples": self.problems[:5], "generation_seconds": seconds,
                 "triplets_per_s": round(judged / seconds, 2) if seconds > 0 else None}
@@ -107,6 +121,7 @@ class ConsistencyFilter(GoldSummary):
             if not callable(getattr(adapter, "generate_from_text", None)):
                 raise TypeError(f"backbone {self.config.model.type!r} cannot continue a text prompt "
                                 f"(no generate_from_text); the consistency filter needs causal_lm or similar")
+            self._engine = judge_engine(self.config.engine, adapter)
             self._adapter = adapter
         return self._adapter
 
@@ -131,7 +146,7 @@ class ConsistencyFilter(GoldSummary):
 
         started = time.perf_counter()
         try:
-            if self.config.engine == "generate_batch":
+            if self._engine == "generate_batch":
                 texts = generate_continuous(adapter, prompts, self.config.max_new_tokens, on_error=refused)
             else:
                 texts = generate_engine(adapter, prompts, self.config.max_new_tokens, self.batch_size, on_error=refused)

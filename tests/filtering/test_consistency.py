@@ -75,6 +75,26 @@ def test_generate_batch_writes_what_the_engine_writes(tmp_path, tiny_checkpoints
     assert len({raw for _, _, raw in answers["engine"]}) >= 3
 
 
+def test_a_vllm_judge_generates_through_vllm_and_refuses_continuous_batching(tmp_path, tiny_checkpoints):
+    """``engine: vllm`` in the judge's section: the filter's default engine becomes vLLM (through
+    generate_from_text); transformers' continuous batching named with it is a clear error, before
+    any generation (so this runs without vLLM installed)."""
+    from adamllm.plugins.filtering.consistency import judge_engine
+
+    model = {"type": "causal_lm", "model": str(tiny_checkpoints("causal_lm")), "engine": "vllm"}
+    judge = stage_context(tmp_path, model=model).component()
+    adapter = judge.adapter(stage_context(tmp_path, model=model))
+    assert adapter.config.engine == "vllm" and judge.stats["engine"] == "vllm"
+    assert judge_engine("engine", adapter) == "vllm"
+    ctx = stage_context(tmp_path, model=model, engine="generate_batch")
+    with pytest.raises(ValueError, match="filter.engine: generate_batch .* engine: vllm"):
+        ctx.component().adapter(ctx)
+    plain = {"type": "causal_lm", "model": str(tiny_checkpoints("causal_lm"))}
+    judge = stage_context(tmp_path, model=plain).component()
+    judge.adapter(stage_context(tmp_path, model=plain))
+    assert judge.stats["engine"] == "generate_batch"
+
+
 class TestConsistencyContract(FilterContract):
     component = "consistency"
     options = {"model": {"type": "causal_lm", "model": "judge", "tiny": "tiny"}, "batch_size": 3}
