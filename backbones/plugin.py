@@ -6,10 +6,10 @@ CONFIG = "adamllm.backbone:BackboneConfig"
 
 
 def _tiny_builder(family: str):
-    def build(out_dir, size: str = "tiny", seed: int = 0):
+    def build(out_dir, size: str = "tiny", seed: int = 0, words=()):
         from .tiny import build_tiny  # imports torch: only when a checkpoint is built
 
-        return build_tiny(family, out_dir, size=size, seed=seed)
+        return build_tiny(family, out_dir, size=size, seed=seed, words=words)
 
     build.__qualname__ = f"build_tiny_{family}"
     return build

@@ -38,7 +38,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .tiny_qwen import QWEN_FAMILIES, QWEN_FAMILY_SPECS, qwen_model_config
 
@@ -54,6 +54,7 @@ __all__ = [
     "build_processor",
     "build_tiny",
     "build_tokenizer",
+    "keep_whole",
     "count_image_tokens",
     "count_parameters",
     "read_marker",
@@ -221,15 +222,16 @@ def tiny_config(family: str, size: str = "tiny") -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Components
 # ---------------------------------------------------------------------------------------------
-def build_tokenizer(family: str, size: str = "tiny", *, image_token: str | None = None):
+def build_tokenizer(family: str, size: str = "tiny", *, image_token: str | None = None, words: Sequence[str] = ()):
     """The family's tokenizer (BPE trained offline; deterministic) with its chat template.
-    ``image_token`` (llava_next) replaces ``<image>`` among the special tokens and in the template."""
+    ``image_token`` (llava_next) replaces ``<image>`` among the special tokens and in the template.
+    ``words``: kept whole (``keep_whole``)."""
     from .offline_tokenizer import build_tokenizer as _build
 
     _check_image_token(family, image_token)
     spec = tiny_config(family, size)
     roles = _roles(family, image_token)
-    return _build(
+    return keep_whole(_build(
         spec["vocab_size"],
         _special_tokens(family, image_token),
         bos_token=roles["bos"],
@@ -238,7 +240,22 @@ def build_tokenizer(family: str, size: str = "tiny", *, image_token: str | None 
         chat_template=_template(family, image_token),
         padding_side="right",
         model_max_length=spec["text"]["max_position_embeddings"],
-    )
+    ), words)
+
+
+def keep_whole(tokenizer, words: Sequence[str] = ()):
+    """Add each of ``words`` to ``tokenizer`` as one token, matched only as a whole word, so that it
+    is the same token after a space (the space is then a token of its own) and at the start of a
+    turn; give each capitalisation wanted (``Two`` and ``two`` are two words). The
+    offline BPE splits most words into pieces, differently with and without a space before them
+    (`` hexagon``: 4 pieces; ``hexagon`` after a newline: 4 others): a tiny model trained for
+    minutes cannot learn to copy such a word from its prompt into an answer (docs/shapes.md), a
+    real model's tokenizer and pre-training make it routine. Returns ``tokenizer``."""
+    if words:
+        from tokenizers import AddedToken
+
+        tokenizer.add_tokens([AddedToken(w, single_word=True, normalized=False) for w in dict.fromkeys(words)])
+    return tokenizer
 
 
 def _token_ids(family: str, tokenizer, image_token: str | None = None) -> dict[str, int]:
@@ -323,7 +340,7 @@ def build_processor(family: str, size: str = "tiny", tokenizer=None, *, image_to
 # The checkpoint directory
 # ---------------------------------------------------------------------------------------------
 def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0, *,
-               chat_template: bool = True, image_token: str | None = None) -> Path:
+               chat_template: bool = True, image_token: str | None = None, words: Sequence[str] = ()) -> Path:
     """Write a complete random checkpoint of `family` into `out_dir` and return its path.
 
     ``family="causal_lm"`` builds the text-only checkpoint (`causal_lm.build_tiny_causal_lm`);
@@ -337,7 +354,10 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     ``tokenizer_config.json``, ``chat_template.jinja`` and ``adamllm_tiny.json``.
     The weights are initialised under ``torch.manual_seed(seed)`` (the caller's RNG state is
     left untouched): the same seed gives a bit-identical ``model.safetensors``.
+    ``words``: added to the tokenizer as whole-word tokens (``keep_whole``; image-text families).
     """
+    if family == "causal_lm" and words:
+        raise ValueError("words (tiny_words) apply to the image-text families; causal_lm takes none")
     if family == "causal_lm":
         from .causal_lm import build_tiny_causal_lm
 
@@ -351,7 +371,7 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     _check_image_token(family, image_token)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(family, size, image_token=image_token)
+    tokenizer = build_tokenizer(family, size, image_token=image_token, words=words)
     config = build_model_config(family, size, tokenizer, image_token=image_token)
     processor = build_processor(family, size, tokenizer, image_token=image_token)
     ids = _token_ids(family, tokenizer, image_token)
@@ -383,6 +403,8 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     }
     if image_token is not None:
         marker["image_token"] = image_token
+    if words:
+        marker["words"] = list(dict.fromkeys(words))
     (out / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
 

@@ -84,6 +84,10 @@ class BackboneConfig(BaseModel):
     tiny: Optional[Literal["tiny", "small"]] = Field(
         None, description="Offline demos/tests: build a random checkpoint of this size at `model` "
                           "(relative to the config file) when that folder does not exist.")
+    tiny_words: list[str] = Field(
+        default_factory=list, description="With `tiny`: words the built tokenizer keeps whole, one token each whether "
+                                          "or not a space comes before them (a tiny model learns to copy a word from "
+                                          "its prompt only then; docs/shapes.md).")
     min_pixels: Optional[int] = Field(None, description="Qwen-VL families: smallest image budget in pixels.")
     max_pixels: Optional[int] = Field(None, description="Qwen-VL families: largest image budget in pixels.")
     engine: Literal["transformers", "vllm"] = Field(

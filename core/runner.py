@@ -195,7 +195,13 @@ class StageContext:
         elif getattr(options, "tiny", None) and not Path(options.model).exists():
             if spec.tiny is None:
                 raise StageError(f"backbone {selection.type!r} has no tiny builder; set a real model")
-            resolve(spec.tiny)(Path(options.model), size=options.tiny, seed=self.config.seed)
+            words = {"words": tuple(options.tiny_words)} if getattr(options, "tiny_words", None) else {}
+            try:
+                resolve(spec.tiny)(Path(options.model), size=options.tiny, seed=self.config.seed, **words)
+            except TypeError as exc:
+                if words and "words" in str(exc):
+                    raise StageError(f"backbone {selection.type!r}: its tiny builder takes no tiny_words") from None
+                raise
         return spec.build(options)
 
     def backbone(self, model: str | None = None) -> Any:

@@ -6,6 +6,10 @@ describe request, answered by the caption; then every precise and informative pa
 ``profile.ask(kind, instruction)`` answered by its answer, in an order shuffled per record by an
 RNG seeded with ``(seed, record id)``. An exact ``round(blank_ratio * n)`` of the conversations
 (a seeded draw) show a blank white image instead of theirs, caption and answers unchanged; an
+exact ``round(mismatch_ratio * n)`` of the others (a seeded draw, default none) show another seed
+record's image, caption and answers unchanged: there the image contradicts the caption, and only the
+caption gives the answers, which teaches a synthesizer to take its facts from the caption even when
+the image looks like something it knows (docs/shapes.md: what the toy world needed); an
 optional dev split (``round(dev_ratio * n)``, a seeded draw made after the blank draw) is
 returned apart and never trained. The same seeds and seed give byte-identical JSONL.
 
@@ -29,7 +33,7 @@ Seed data: ``data.tune`` names one **folder**::
 
 or, to keep the released files' names, the same folder with a ``tune.yaml`` naming them
 (``captions:``, ``precise:``, ``informative:``, ``image_root:``, paths inside the folder) and
-optionally ``blank_ratio:`` (default 0.1) and ``dev_ratio:`` (default 0). A folder, not a loose
+optionally ``blank_ratio:`` (default 0.1), ``mismatch_ratio:`` (default 0) and ``dev_ratio:`` (default 0). A folder, not a loose
 manifest, because the run's fingerprint of ``data.tune`` then covers every seed file and image.
 The images may also lie elsewhere: ``data.tune: {path: SEEDS, images: DIR}`` (``DIR`` relative to
 the config file, fingerprinted as the folder is). Image paths of the seed files resolve under the
@@ -57,6 +61,8 @@ BLANK_SIZE = (448, 448)
 FOLDER_FILES = {"captions": "captions.json", "precise": "precise.json", "informative": "informative.json",
                 "image_root": "images"}
 MANIFEST = "tune.yaml"
+#: The tune.yaml ratios and their defaults (the paper's blank ratio; no mismatched images; no dev split).
+RATIOS = {"blank_ratio": 0.1, "mismatch_ratio": 0.0, "dev_ratio": 0.0}
 SKIP_MESSAGE = "no seed data (data.tune); using the synthesizer model as given"
 
 
@@ -64,6 +70,7 @@ class TuningSet(NamedTuple):
     train: list[dict]
     dev: list[dict]
     blanked: list[str]  # ids of the conversations whose image is the blank one
+    mismatched: list[str]  # ids of the conversations shown another record's image
 
 
 def write_blank_image(path: str | Path, size: tuple[int, int] = BLANK_SIZE) -> Path:
@@ -106,7 +113,7 @@ def conversation(record: SeedRecord, profile: ProtocolProfile, rng: random.Rando
 
 def tuning_conversations(seeds: Sequence[SeedRecord], profile: ProtocolProfile = RELEASED, *, seed: int,
                          blank_ratio: float = 0.1, blank_image: str | Path | None = None,
-                         dev_ratio: float = 0.0) -> TuningSet:
+                         dev_ratio: float = 0.0, mismatch_ratio: float = 0.0) -> TuningSet:
     """ShareGPT records ``{"id", "messages", "images"}`` for tuning a synthesizer (module docstring).
 
     ``blank_image``: the blank image's path as written in the records; None: a plain white PNG
@@ -117,16 +124,38 @@ def tuning_conversations(seeds: Sequence[SeedRecord], profile: ProtocolProfile =
     blank = _draw(n, blank_ratio, random.Random(f"adamllm-tune-blank:{seed}"))
     if blank and blank_image is None:
         blank_image = _default_blank()
+    mismatch = _mismatches(seeds, blank, mismatch_ratio, random.Random(f"adamllm-tune-mismatch:{seed}"))
     dev = _draw(n, dev_ratio, random.Random(f"adamllm-tune-dev:{seed}"))
-    train_records, dev_records, blanked = [], [], []
+    train_records, dev_records, blanked, mismatched = [], [], [], []
     for index, record in enumerate(seeds):
         rng = random.Random(f"adamllm-tune-order:{seed}:{record.id}")
-        image = str(blank_image) if index in blank else record.image
+        image = str(blank_image) if index in blank else mismatch.get(index, record.image)
         if index in blank:
             blanked.append(record.id)
+        elif index in mismatch:
+            mismatched.append(record.id)
         out = {"id": record.id, "messages": conversation(record, profile, rng), "images": [image]}
         (dev_records if index in dev else train_records).append(out)
-    return TuningSet(train_records, dev_records, blanked)
+    return TuningSet(train_records, dev_records, blanked, mismatched)
+
+
+def _mismatches(seeds: Sequence[SeedRecord], blank: set[int], ratio: float, rng: random.Random) -> dict[int, str]:
+    """``{index: another record's image}`` for ``round(ratio * n)`` records outside ``blank``."""
+    n = len(seeds)
+    if not 0 <= ratio <= 1:
+        raise ValueError(f"a ratio must lie in [0, 1], got {ratio}")
+    count = round(ratio * n)
+    if count > n - len(blank):
+        raise ValueError(f"mismatch_ratio {ratio} and blank_ratio leave {n - len(blank)} of {n} seed images "
+                         f"to show another image; they must add up to at most 1")
+    chosen = rng.sample(sorted(set(range(n)) - blank), count)
+    images = sorted({s.image for s in seeds})
+    out = {}
+    for index in chosen:
+        others = [image for image in images if image != seeds[index].image]
+        if others:
+            out[index] = rng.choice(others)
+    return out
 
 
 def write_jsonl(records: Sequence[dict], path: str | Path) -> Path:
@@ -143,7 +172,7 @@ def write_jsonl(records: Sequence[dict], path: str | Path) -> Path:
 # -- the tune stage ---------------------------------------------------------------------------
 def seed_layout(folder: str | Path, image_root: str | Path | None = None) -> dict[str, Any]:
     """The seed files of a ``data.tune`` folder (its ``tune.yaml`` if any, else the default names),
-    as absolute paths inside the folder, with ``blank_ratio`` and ``dev_ratio``; ``image_root``
+    as absolute paths inside the folder, with its ratios (``RATIOS``); ``image_root``
     (``data.tune.images``), when given, replaces the folder's image root and may lie outside it."""
     import yaml
 
@@ -159,10 +188,10 @@ def seed_layout(folder: str | Path, image_root: str | Path | None = None) -> dic
         loaded = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
             raise DataError(f"{manifest}: expected a mapping")
-        unknown = sorted(set(loaded) - set(FOLDER_FILES) - {"blank_ratio", "dev_ratio"})
+        unknown = sorted(set(loaded) - set(FOLDER_FILES) - set(RATIOS))
         if unknown:
             raise DataError(f"{manifest}: unknown key(s) {', '.join(unknown)}; keys: "
-                            f"{', '.join([*FOLDER_FILES, 'blank_ratio', 'dev_ratio'])}")
+                            f"{', '.join([*FOLDER_FILES, *RATIOS])}")
         options = loaded
     layout: dict[str, Any] = {}
     for key, default in FOLDER_FILES.items():
@@ -176,11 +205,14 @@ def seed_layout(folder: str | Path, image_root: str | Path | None = None) -> dic
             raise DataError(f"{folder}: no {key} {'folder' if key == 'image_root' else 'file'} "
                             f"{path.relative_to(folder.resolve())}")
         layout[key] = path
-    for key, default in (("blank_ratio", 0.1), ("dev_ratio", 0.0)):
+    for key, default in RATIOS.items():
         value = options.get(key, default)
-        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
             raise DataError(f"{manifest}: {key} must be a number in [0, 1], got {value!r}")
         layout[key] = float(value)
+    if layout["blank_ratio"] + layout["mismatch_ratio"] > 1:
+        raise DataError(f"{manifest}: blank_ratio + mismatch_ratio must be at most 1, got "
+                        f"{layout['blank_ratio']} + {layout['mismatch_ratio']}")
     return layout
 
 
@@ -264,12 +296,13 @@ def run_tune_stage(ctx) -> dict:
         tuning = tuning_conversations(seeds.records, profile, seed=ctx.config.seed,
                                       blank_ratio=layout["blank_ratio"],
                                       blank_image=write_blank_image(out / "blank.png").resolve(),
-                                      dev_ratio=layout["dev_ratio"])
+                                      dev_ratio=layout["dev_ratio"], mismatch_ratio=layout["mismatch_ratio"])
         write_jsonl(tuning.train, out / "seed_conversations.jsonl")
         if tuning.dev:
             write_jsonl(tuning.dev, out / "seed_dev.jsonl")
+        another = f"{len(tuning.mismatched)} with another seed image, " if tuning.mismatched else ""
         ctx.echo(f"[tune] {len(tuning.train)} seed conversations ({len(tuning.blanked)} with a blank image, "
-                 f"{len(tuning.dev)} held out) from {seeds.stats['seed_images']} of "
+                 f"{another}{len(tuning.dev)} held out) from {seeds.stats['seed_images']} of "
                  f"{seeds.stats['captioned_images']} captioned images")
         trainer, trainer_name = _trainer(ctx)
         trainer_config = getattr(trainer, "config", None)
@@ -287,6 +320,6 @@ def run_tune_stage(ctx) -> dict:
                                 backbone=slot.type, quarantine=quarantine)
     model_dir = out / "model"
     return {**(summary or {}), "seeds": seeds.stats, "conversations": len(tuning.train),
-            "blank_images": len(tuning.blanked), "dev_conversations": len(tuning.dev), "trainer": trainer_name,
+            "blank_images": len(tuning.blanked), "mismatched_images": len(tuning.mismatched), "dev_conversations": len(tuning.dev), "trainer": trainer_name,
             "prompt_format": fmt.name,
             "model_dir": str(model_dir) if model_dir.is_dir() else None}

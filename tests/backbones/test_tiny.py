@@ -310,6 +310,39 @@ def test_small_qwen(family, tmp_path):
     assert json.loads((path / "config.json").read_text())["text_config"]["vocab_size"] == 4096
 
 
+def test_tiny_words_are_one_token_with_or_without_a_space_and_a_config_builds_them(tmp_path):
+    """``words`` (a backbone section's ``tiny_words``): each word one token, the same after a space,
+    at a turn's start and before punctuation, never inside a longer word; the model's vocabulary
+    grows to hold them; a run config's ``tiny_words`` reaches the builder."""
+    from transformers import AutoTokenizer
+
+    from adamllm.config import validate_config
+    from adamllm.registry import PluginManager
+    from adamllm.runner import StageContext
+
+    plain = tiny.build_tokenizer("qwen2_vl", "tiny")
+    assert len(plain.tokenize(" hexagons")) > 1 and plain.tokenize("hexagon") != plain.tokenize(" hexagon")[1:]
+    words = ("hexagon", "hexagons", "Two", "two")
+    path = tiny.build_tiny("qwen2_vl", tmp_path / "words", words=words)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    ids = tokenizer.convert_tokens_to_ids(list(words))
+    for text, word in ((" hexagons.", "hexagons"), ("\nhexagon", "hexagon"), ("Two hexagons", "Two"),
+                       ("<|im_start|>assistant\ntwo<|im_end|>", "two")):
+        assert ids[words.index(word)] in tokenizer(text, add_special_tokens=False)["input_ids"], (text, word)
+    assert tokenizer.convert_tokens_to_ids("hexagon") not in tokenizer(" hexagonal")["input_ids"]
+    config = json.loads((path / "config.json").read_text())
+    assert config["text_config"]["vocab_size"] >= len(tokenizer) == len(plain) + 4
+    assert json.loads((path / tiny.MARKER_FILE).read_text())["words"] == list(words)
+    with pytest.raises(ValueError, match="causal_lm takes none"):
+        tiny.build_tiny("causal_lm", tmp_path / "judge", words=words)
+
+    section = {"type": "qwen2_vl", "model": "built", "tiny": "tiny", "tiny_words": ["hexagon"]}
+    cfg = validate_config({"output_dir": "out", "backbone": section}, PluginManager(strict=True), base_dir=tmp_path)
+    StageContext("train", cfg, PluginManager(strict=True), echo=lambda _: None).build_model(cfg.backbone)
+    built = AutoTokenizer.from_pretrained(tmp_path / "built")
+    assert built.tokenize("\nhexagon")[-1] == "hexagon" and len(built) == len(plain) + 1
+
+
 def test_config_table():
     for family in FAMILIES:
         for size in tiny.SIZES:

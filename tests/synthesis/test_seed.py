@@ -196,6 +196,31 @@ def test_blank_draw_is_exact_and_reproducible(n, tmp_path):
     assert tuning_conversations(seeds, seed=8, blank_image=blank).blanked != tuning.blanked
 
 
+@pytest.mark.parametrize("n", [10, 23, 37])
+def test_mismatch_draw_shows_another_records_image_exactly_and_reproducibly(n):
+    seeds = synthetic(n, turns=1)
+    tuning = tuning_conversations(seeds, seed=7, blank_image="/b.png", blank_ratio=0.2, mismatch_ratio=0.5)
+    assert len(tuning.blanked) == round(0.2 * n) and len(tuning.mismatched) == round(0.5 * n)
+    assert not set(tuning.blanked) & set(tuning.mismatched)
+    own = {s.id: s.image for s in seeds}
+    for record, seed in zip(tuning.train, seeds):
+        image = record["images"][0]
+        if record["id"] in tuning.mismatched:  # another seed record's image, never its own
+            assert image != own[record["id"]] and image in own.values()
+        elif record["id"] not in tuning.blanked:
+            assert image == own[record["id"]]
+        assert record["messages"][1]["content"] == seed.caption  # the caption and answers stay
+    again = tuning_conversations(seeds, seed=7, blank_image="/b.png", blank_ratio=0.2, mismatch_ratio=0.5)
+    assert again == tuning
+    other = tuning_conversations(seeds, seed=8, blank_image="/b.png", blank_ratio=0.2, mismatch_ratio=0.5)
+    assert [r["images"] for r in other.train] != [r["images"] for r in tuning.train]
+    # the default draws none, and the blank draw does not move when mismatches are asked for
+    assert tuning_conversations(seeds, seed=7, blank_image="/b.png", blank_ratio=0.2).mismatched == []
+    assert tuning_conversations(seeds, seed=7, blank_image="/b.png", blank_ratio=0.2).blanked == tuning.blanked
+    with pytest.raises(ValueError, match="add up to at most 1"):
+        tuning_conversations(seeds, seed=7, blank_image="/b.png", blank_ratio=0.6, mismatch_ratio=0.6)
+
+
 def test_dev_split_is_seeded_and_apart(tmp_path):
     seeds = synthetic(20, turns=1)
     tuning = tuning_conversations(seeds, seed=1, blank_ratio=0.1, blank_image="blank.png", dev_ratio=0.25)

@@ -134,7 +134,11 @@ def test_seed_folder_with_a_manifest_keeps_the_released_file_names(tmp_path):
                                       f"image_root: {names[3]}\nblank_ratio: 0.5\n")
     layout = seed_layout(folder)
     assert layout["captions"] == (folder / names[0]).resolve() and layout["image_root"] == (folder / "imgs").resolve()
-    assert layout["blank_ratio"] == 0.5 and layout["dev_ratio"] == 0.0
+    assert layout["blank_ratio"] == 0.5 and layout["dev_ratio"] == 0.0 and layout["mismatch_ratio"] == 0.0
+    (folder / "tune.yaml").write_text(f"captions: {names[0]}\nprecise: {names[1]}\ninformative: {names[2]}\n"
+                                      f"image_root: {names[3]}\nblank_ratio: 0.5\nmismatch_ratio: 0.75\n")
+    with pytest.raises(DataError, match="blank_ratio \\+ mismatch_ratio must be at most 1"):
+        seed_layout(folder)
     (folder / "tune.yaml").write_text("captions: ../../elsewhere.json\n")
     with pytest.raises(DataError, match="escapes its root"):
         seed_layout(folder)
