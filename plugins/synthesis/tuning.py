@@ -48,6 +48,7 @@ is the stage's own). Without ``data.tune`` the stage is skipped, and says so.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import random
 from pathlib import Path
@@ -151,10 +152,10 @@ def _mismatches(seeds: Sequence[SeedRecord], blank: set[int], ratio: float, rng:
     chosen = rng.sample(sorted(set(range(n)) - blank), count)
     images = sorted({s.image for s in seeds})
     out = {}
-    for index in chosen:
-        others = [image for image in images if image != seeds[index].image]
-        if others:
-            out[index] = rng.choice(others)
+    for index in chosen:  # uniform among the other images: skip over the record's own
+        if len(images) > 1:
+            k = rng.randrange(len(images) - 1)
+            out[index] = images[k + (k >= bisect.bisect_left(images, seeds[index].image))]
     return out
 
 
