@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -86,6 +87,12 @@ def _checkpoint(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
+#: The keys of a backbone section (the run's or a component's model slot) that choose how the model
+#: generates, not what it is: a stage that trains (tune, train) leaves them out of its fingerprint,
+#: so that moving synthesis or evaluation to vLLM does not tune or train again.
+GENERATION_ONLY = re.compile(r"^(?:backbone|[\w.]*\.model)\.(?:engine|vllm)(?:\.|$)")
+
+
 def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: Any = None,
                       named_files: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stage's fingerprint (see the module's docstring). ``cache``: the run's
@@ -99,6 +106,8 @@ def stage_fingerprint(config: Any, stage: Any, inputs: Iterable[Path], cache: An
         section = entry.split(".")[0]
         flat = flatten({section: component_dump(getattr(config, section))})
         settings.update({k: v for k, v in flat.items() if k == entry or k.startswith(entry + ".")})
+    if stage.kind == "trainer":  # training does not depend on how the model would generate
+        settings = {k: v for k, v in settings.items() if not GENERATION_ONLY.match(k)}
     settings.update(data_settings(config, stage.name))
     named = [Path(v) for v in settings.values() if _is_local_file(v)]  # a filter's prompt file, say
     named += [Path(v) for k, v in settings.items() if _is_model_folder(k, v, settings)]

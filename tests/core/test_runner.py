@@ -229,3 +229,24 @@ def test_a_copied_run_folder_reuses_its_finished_stages(tmp_path):
     pairs.write_text(pairs.read_text().replace("plain background", "plain grey background", 1))
     changed = run(copy)
     assert "[synthesize] rerunning from scratch" in changed and "$CONFIG_DIR/pairs/image_caption_pairs.json" in changed
+
+
+def test_moving_generation_to_vllm_does_not_tune_or_train_again(tmp_path):
+    """``engine`` / ``vllm`` of a backbone section choose how it generates: the stages that train
+    (tune, train) leave them out of their fingerprints, the stages that generate do not."""
+    from adamllm.config import validate_config
+    from adamllm.fingerprint import changes, stage_fingerprint
+    from adamllm.registry import PluginManager
+    from adamllm.stages import stage
+
+    def fingerprints(**generation):
+        model = {"type": "qwen2_vl", "model": "base", "tiny": "tiny", **generation}
+        cfg = validate_config({"output_dir": "out", "backbone": model, "trainer": {"type": "sft"},
+                               "synthesizer": {"type": "adamllm", "model": model}},
+                              PluginManager(strict=True), base_dir=tmp_path)
+        return {name: stage_fingerprint(cfg, stage(name), []) for name in ("tune", "train", "synthesize", "evaluate")}
+
+    plain, on_vllm = fingerprints(), fingerprints(engine="vllm", vllm={"gpu_memory_utilization": 0.5})
+    assert changes(plain["tune"], on_vllm["tune"]) == [] and changes(plain["train"], on_vllm["train"]) == []
+    assert changes(plain["synthesize"], on_vllm["synthesize"]) and changes(plain["evaluate"], on_vllm["evaluate"])
+    assert changes(plain["train"], fingerprints(max_length=512)["train"])  # what the model is still counts
