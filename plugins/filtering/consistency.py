@@ -71,7 +71,8 @@ def bos_prefix(tokenizer: Any) -> str:
 def judge_engine(chosen: Optional[str], adapter: Any) -> str:
     """What generates the judge's tokens: ``chosen`` (default ``generate_batch``), or ``vllm`` when the
     judge's model section sets ``engine: vllm`` (through ``generate_from_text``, as ``engine`` does;
-    transformers' continuous batching would load the model a second time and ignore vLLM)."""
+    transformers' continuous batching would load the model a second time and ignore vLLM).
+    ``adapter``: the judge, or None before it is built."""
     if getattr(getattr(adapter, "config", None), "engine", "transformers") != "vllm":
         return chosen or "generate_batch"
     if chosen == "generate_batch":
@@ -95,7 +96,7 @@ class ConsistencyFilter(GoldSummary):
         self.template = load_template(config.prompt)
         self._load_gold(config.gold)
         self._adapter: Any = None
-        self._engine: Optional[str] = None  # what generates, once the judge is built (stats)
+        self._engine = judge_engine(config.engine, None)  # what generates (the judge's model may change it)
         self._counts: Counter = Counter()
         self._differences: list[str] = []
         self._seconds = 0.0
@@ -109,7 +110,7 @@ class ConsistencyFilter(GoldSummary):
     def stats(self) -> dict[str, Any]:
         seconds = round(self._seconds, 3)
         judged = self._counts["judged"]
-        return {"judged": judged, "parsing": self.config.parsing, "engine": self._engine or self.config.engine or "generate_batch",
+        return {"judged": judged, "parsing": self.config.parsing, "engine": self._engine,
                 "parsings_differ": self._counts["parsings_differ"], "parsings_differ_examples": list(self._differences),
                 "refused": self._counts["refused"], "refused_examples": self.problems[:5], "generation_seconds": seconds,
                 "triplets_per_s": round(judged / seconds, 2) if seconds > 0 else None}

@@ -94,10 +94,16 @@ def _default_blank() -> Path:
     return write_blank_image(cache / f"blank-{BLANK_SIZE[0]}x{BLANK_SIZE[1]}.png")
 
 
-def _draw(n: int, ratio: float, rng: random.Random) -> set[int]:
+def _draw(n: int, ratio: float, rng: random.Random, among: Sequence[int] | None = None) -> set[int]:
+    """An exact ``round(ratio * n)`` of the ``n`` indices (or of ``among``, a part of them), seeded."""
     if not 0 <= ratio <= 1:
         raise ValueError(f"a ratio must lie in [0, 1], got {ratio}")
-    return set(rng.sample(range(n), round(ratio * n))) if n else set()
+    population = range(n) if among is None else among
+    count = round(ratio * n)
+    if count > len(population):
+        raise ValueError(f"{count} of {n} wanted, {len(population)} left to draw from: the ratios must add up "
+                         f"to at most 1")
+    return set(rng.sample(population, count)) if n else set()
 
 
 def conversation(record: SeedRecord, profile: ProtocolProfile, rng: random.Random) -> list[dict]:
@@ -142,20 +148,14 @@ def tuning_conversations(seeds: Sequence[SeedRecord], profile: ProtocolProfile =
 
 def _mismatches(seeds: Sequence[SeedRecord], blank: set[int], ratio: float, rng: random.Random) -> dict[int, str]:
     """``{index: another record's image}`` for ``round(ratio * n)`` records outside ``blank``."""
-    n = len(seeds)
-    if not 0 <= ratio <= 1:
-        raise ValueError(f"a ratio must lie in [0, 1], got {ratio}")
-    count = round(ratio * n)
-    if count > n - len(blank):
-        raise ValueError(f"mismatch_ratio {ratio} and blank_ratio leave {n - len(blank)} of {n} seed images "
-                         f"to show another image; they must add up to at most 1")
-    chosen = rng.sample(sorted(set(range(n)) - blank), count)
+    chosen = _draw(len(seeds), ratio, rng, among=sorted(set(range(len(seeds))) - blank))
     images = sorted({s.image for s in seeds})
+    if len(images) < 2:  # no other image to show
+        return {}
     out = {}
-    for index in chosen:  # uniform among the other images: skip over the record's own
-        if len(images) > 1:
-            k = rng.randrange(len(images) - 1)
-            out[index] = images[k + (k >= bisect.bisect_left(images, seeds[index].image))]
+    for index in sorted(chosen):  # uniform among the other images: skip over the record's own
+        k = rng.randrange(len(images) - 1)
+        out[index] = images[k + (k >= bisect.bisect_left(images, seeds[index].image))]
     return out
 
 
