@@ -191,7 +191,8 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
     Resumable (finished samples are skipped) and data parallel under `accelerate launch`.
     """
     from .cli import command_line
-    from .evaluation import build_task, discard_predictions, evaluate, expand_names, per_process_device, process_state
+    from .distributed import World
+    from .evaluation import build_task, discard_predictions, evaluate, expand_names, per_process_device
     from .locking import check_output_folder, output_lock
 
     if out_dir:  # never a root or the home folder, before anything is loaded (the run's own check)
@@ -234,7 +235,7 @@ def eval_command(ctx: click.Context, backbone: str, model: str, benchmark_list: 
                           progress=not quiet, extra={"image_budget": budget})
     from .reports import markdown
 
-    if not process_state().is_main_process:
+    if not World().is_main:
         return
     click.echo(markdown(report))
     for name, entry in report["benchmarks"].items():

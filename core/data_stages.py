@@ -20,7 +20,8 @@ from .io import JsonlAppender, completed_ids, count_records, iter_records, write
 from .pairs import PairStats
 from .quarantine import REJECTED, Quarantine
 from .records import Failure, TaskTriplet, TrainingExample, Verdict
-from .sharding import World, exchange_stats, merge_in_order, remove_shards, shard_path, shards
+from .distributed import World
+from .sharding import exchange_stats, fold_shards, merge_in_order, remove_shards, shard_path, shards
 from .stages import StageError
 
 DATASET = "dataset"  # compose: the mix as a `datasets` save_to_disk folder
@@ -175,11 +176,9 @@ class _Shares:
 
 
 def _merge_rejected(path: Path, quarantine) -> None:
-    for shard in shards(path):
-        for _, entry in iter_records(shard, tolerant=True):
-            quarantine.reject(entry.get("where", "?"), entry.get("reason", "?"), kind=entry.get("kind", "bad_record"),
-                              record_id=entry.get("id"))
-        shard.unlink(missing_ok=True)
+    for entry in fold_shards(path):
+        quarantine.reject(entry.get("where", "?"), entry.get("reason", "?"), kind=entry.get("kind", "bad_record"),
+                          record_id=entry.get("id"))
 
 
 def run_synthesize_stage(ctx) -> dict:

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .distributed import launched_rank_zero
+
 LOCK_FILE = ".adamllm.lock"
 _HELD: dict[Path, int] = {}  # folders this process holds (exclusively, or shared as an enclosing one)
 
@@ -77,19 +79,6 @@ def check_output_folder(folder: str | os.PathLike, *, replaced: bool = False) ->
     problem = output_problem(folder, replaced=replaced)
     if problem:
         raise FolderError(f"{folder} is {problem}: refusing to write there; give a folder of its own inside it")
-
-
-def _rank_zero() -> bool:
-    """True unless this is a non-zero rank of a multi-process launch."""
-    env = os.environ
-    if "RANK" not in env and "LOCAL_RANK" not in env:
-        return True
-    try:
-        if int(env.get("WORLD_SIZE", "1")) <= 1:
-            return True
-        return int(env.get("RANK", env.get("LOCAL_RANK", "0"))) == 0
-    except ValueError:
-        return True
 
 
 def lock_holder(folder: str | os.PathLike) -> dict:
@@ -176,7 +165,7 @@ def output_lock(folder: str | os.PathLike, command: str = "", remove: bool = Fal
     except ImportError:  # pragma: no cover - not POSIX
         yield None
         return
-    if not _rank_zero():
+    if not launched_rank_zero():
         yield None
         return
     folder = Path(folder)

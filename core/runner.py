@@ -370,7 +370,7 @@ def run_pipeline(
 
 def _run_stages(config: Any, plugins: PluginManager, wanted: list[str], force: bool, echo: Callable[[str], None],
                 pair_limit: int | None, record_prompts: bool, cache: Any) -> dict[str, dict]:
-    from .sharding import World
+    from .distributed import World
 
     world = World()  # under a multi-process launcher: one writer of the markers, same decisions everywhere
     main_process = world.is_main

@@ -1,15 +1,13 @@
-"""Data parallelism for the streaming data stages (synthesize, filter): shares, shards and the merge.
+"""Shards and their merge, for every stage that spreads work over processes (synthesize, filter,
+evaluate; who takes what is ``adamllm.distributed.World``).
 
-Under ``torchrun`` / ``accelerate launch`` every process reads the same input stream and takes every
-``W``-th record still to do (``rank``, ``rank + W``, ...), so no process needs the whole list in
-memory and all of them agree on the split without talking. Each process appends its results to
-its own shard (``triplets.rank1.jsonl``) and, once all are done, the main process merges the shards
-and whatever the main file already held into the main file **in input order**, by id: the merged
-file equals a single-process run's, whatever the number of processes, and a rerun resumes from
-any mix of shards and main file (another process count included). The merge keeps only byte
-offsets in memory, not records.
-
-With one process (no launcher) nothing here imports accelerate or torch.
+Each process appends its results to its own shard (``triplets.rank1.jsonl``,
+``predictions.rank1.jsonl``, ``rejected.rank1.jsonl``) and, once all are done, the main process
+merges the shards and whatever the main file already held into the main file **in input order**,
+by id: the merged file equals a single-process run's, whatever the number of processes, and a
+rerun resumes from any mix of shards and main file (another process count included). The merge
+keeps only byte offsets in memory, not records. Rejected records are folded the same way for
+every stage (``fold_shards``).
 """
 from __future__ import annotations
 
@@ -17,52 +15,27 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator
 
-T = TypeVar("T")
-
-
-class World:
-    """This process's place among the data-parallel processes (one process: rank 0 of 1)."""
-
-    def __init__(self) -> None:
-        self._state = None
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            from .evaluation.distributed import process_state
-
-            self._state = process_state()  # also makes "cuda" mean this process's own GPU
-        self.rank = self._state.process_index if self._state else 0
-        self.size = self._state.num_processes if self._state else 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self._state is not None:
-            self._state.wait_for_everyone()
-
-    def mine(self, items: Iterable[T]) -> Iterator[T]:
-        """This process's share of ``items``: every ``size``-th one, from position ``rank``."""
-        if self.size == 1:
-            yield from items
-            return
-        for position, item in enumerate(items):
-            if position % self.size == self.rank:
-                yield item
-
-    def output(self, path: Path) -> Path:
-        """Where this process appends: the file itself with one process, else its rank's shard."""
-        return path if self.size == 1 else shard_path(path, self.rank)
-
-
-def shard_path(path: Path, rank: int) -> Path:
-    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+from .distributed import World, shard_path
 
 
 def shards(path: Path) -> list[Path]:
     """The rank shards of ``path`` that exist (from this run or an interrupted one)."""
     return sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"))
+
+
+def fold_shards(path: Path) -> Iterator[dict]:
+    """The records of ``path``'s rank shards, in rank order (a torn last line is skipped), each
+    shard deleted once read: how every stage folds its processes' ``rejected.rank<N>.jsonl``
+    into its ``rejected.jsonl``."""
+    from .io import iter_records
+
+    for shard in shards(path):
+        for _, record in iter_records(shard, tolerant=True):
+            if isinstance(record, dict):
+                yield record
+        shard.unlink(missing_ok=True)
 
 
 def remove_shards(path: Path) -> None:
@@ -142,7 +115,7 @@ def _merge_values(values: list):
     return values[0] if all(v == values[0] for v in values) else _MISSING
 
 
-def exchange_stats(folder: Path, world: "World", stats: dict) -> dict:
+def exchange_stats(folder: Path, world: World, stats: dict) -> dict:
     """Every process's ``stats`` merged (``merge_stats``) on the main process, through one file per
     rank in ``folder`` (no collective: the gloo/nccl group may not pickle); other processes get
     their own back. Call it on every process at the same point: it holds a barrier."""

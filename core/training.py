@@ -12,7 +12,7 @@ from __future__ import annotations
 
 def run_train_stage(ctx) -> dict:
     from .export import BUDGET_KEYS, write_model_settings
-    from .sharding import World
+    from .distributed import World
 
     trainer = ctx.component("trainer")
     summary = trainer.run(ctx)

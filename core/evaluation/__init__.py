@@ -14,18 +14,19 @@ Generation is greedy with each benchmark's ``max_new_tokens``; the prompt is the
 image placeholder in front (unless the prompt already holds one), after the backbone's evaluation
 system message if it has one (``use_evaluation_settings``: the Qwen-VL families, as the reference
 code prompts Qwen2-VL; the settings are recorded in ``run.json`` and the report). Data parallel: under
-``accelerate launch`` (or torchrun) each process takes a contiguous share of the unfinished samples
-(``PartialState.split_between_processes``) and appends to its own ``predictions.rank<N>.jsonl``; after
-a barrier the main process merges the shards into ``predictions.jsonl`` in sample order, rescores
+``accelerate launch`` (or torchrun) each process takes its share of the unfinished samples as the data
+stages do (``adamllm.distributed.World``: every N-th one, round-robin) and appends to its own
+``predictions.rank<N>.jsonl`` (``adamllm.sharding``); after a barrier the main process merges the
+shards into ``predictions.jsonl`` in sample order, rescores
 every sample with the requested scorer and writes the report. Scores in the report always come from
 rescoring the stored predictions, so a rerun with another scorer reports that scorer's numbers.
 
 Modules: ``loop`` (the runner), ``predictions`` (the prediction store: claim, resume, merge),
-``distributed`` (accelerate's process state), ``report`` (per-benchmark summaries, domain
+``report`` (per-benchmark summaries, domain
 averages), ``stage`` (building benchmarks by name; the ``evaluate`` stage of ``adamllm run``),
 ``task`` (``EvalTask``, ``EvaluationError``).
 """
-from .distributed import per_process_device, process_state
+from ..distributed import per_process_device, process_state
 from .loop import evaluate, evaluation_conversation, evaluation_settings, generate_batch, prediction_record
 from .predictions import discard_predictions, merge_predictions, model_fingerprint
 from .report import domain_averages

@@ -21,7 +21,8 @@ from .. import __version__
 from ..benchmark import Benchmark, CheckedScorer, open_image
 from ..io import DataError, completed_ids, iter_records
 from ..quarantine import REJECTED, Quarantine
-from .distributed import process_state
+from ..distributed import World
+from ..sharding import fold_shards, shards
 from ..content import cache_for
 from .predictions import PREDICTIONS, _claim, _prediction_files, input_signature, merge_predictions, model_fingerprint
 from .report import _now, _summary, domain_averages
@@ -67,7 +68,7 @@ def evaluate(
 
     if on_bad_record not in ON_BAD_RECORD:
         raise ValueError(f"on_bad_record must be one of {', '.join(ON_BAD_RECORD)}, got {on_bad_record!r}")
-    state = process_state()
+    world = World()
     out = Path(out_dir)
     tasks = [b if isinstance(b, EvalTask) else EvalTask(b, getattr(b, "domain", None) or None) for b in benchmarks]
     names = [t.name for t in tasks]
@@ -80,7 +81,7 @@ def evaluate(
         bench = task.benchmark
         bench_dir = out / task.name
         describe = bench.describe() if hasattr(bench, "describe") else {}
-        quarantine = _fresh_quarantine(bench_dir, on_bad_record, state)
+        quarantine = _fresh_quarantine(bench_dir, on_bad_record, world)
         try:
             samples = _load_samples(bench, quarantine)
             if limit is not None:
@@ -106,23 +107,20 @@ def evaluate(
                 changed, changed_paths = cache.changed_names(), [str(Path(p).resolve()) for p in cache.changed]
             if inputs is not None:
                 signature["inputs"] = inputs
-            _claim(bench_dir, signature, restart_stale, state, changed, samples, changed_paths,
+            _claim(bench_dir, signature, restart_stale, world, changed, samples, changed_paths,
                    all_changed=not cache.changed)
 
             done = set().union(*(completed_ids(p) for p in _prediction_files(bench_dir)))
             pending = [(i, s) for i, s in enumerate(samples) if s.id not in done]
-            state.wait_for_everyone()  # all processes split the same list: nobody writes before all have read
-            single = state.num_processes == 1
-            target = bench_dir / (PREDICTIONS if single else f"predictions.rank{state.process_index}.jsonl")
-            shard_quarantine = quarantine if state.is_main_process else Quarantine(
-                bench_dir / f"rejected.rank{state.process_index}.jsonl", on_bad_record)
-            with state.split_between_processes(pending) as mine:
-                _generate_share(adapter, task.name, mine, judge, settings, size, target,
-                                progress and state.is_main_process, shard_quarantine, model_name,
-                                prompting.get("system_message"))
+            world.barrier()  # all processes split the same list: nobody writes before all have read
+            shard_quarantine = quarantine if world.is_main else Quarantine(
+                world.output(bench_dir / REJECTED), on_bad_record)
+            _generate_share(adapter, task.name, list(world.mine(pending)), judge, settings, size,
+                            world.output(bench_dir / PREDICTIONS), progress and world.is_main, shard_quarantine,
+                            model_name, prompting.get("system_message"))
             shard_quarantine.close()
-            state.wait_for_everyone()
-            if state.is_main_process:
+            world.barrier()
+            if world.is_main:
                 quarantine.close()
                 rejected = _merge_rejected(bench_dir)
                 left_out = {str(e.get("id")) for e in rejected if e.get("kind") == "bad_image"}
@@ -130,7 +128,7 @@ def evaluate(
                 records = merge_predictions(bench_dir, scored, judge)
                 results[task.name] = _summary(task, judge, settings, size, scored, records, describe,
                                               n_rejected=len(rejected), prompting=prompting)
-            state.wait_for_everyone()
+            world.barrier()
             failure = _failure(task.name, bench_dir, [s.id for s in samples], describe)
             if failure:
                 raise EvaluationError(failure)
@@ -138,7 +136,7 @@ def evaluate(
             quarantine.close()
 
     report_path = out / "report.json"
-    if state.is_main_process:
+    if world.is_main:
         report = {
             "adamllm_version": __version__,
             "created": _now(),
@@ -146,22 +144,22 @@ def evaluate(
             "model_fingerprint": fingerprint,
             "backbone": getattr(adapter, "family", type(adapter).__name__),
             "seed": seed,
-            "num_processes": state.num_processes,
+            "num_processes": world.size,
             "on_bad_record": on_bad_record,
             "benchmarks": results,
             "averages": domain_averages(results),
             **(extra or {}),
         }
         write_report(report, out)
-    state.wait_for_everyone()
+    world.barrier()
     return json.loads(report_path.read_text(encoding="utf-8"))
 
 
 # -- bad records ---------------------------------------------------------------------------
-def _fresh_quarantine(bench_dir: Path, policy: str, state) -> Quarantine:
+def _fresh_quarantine(bench_dir: Path, policy: str, world: World) -> Quarantine:
     """The benchmark's quarantine for this run: rejected.jsonl is rebuilt by every run (its samples
     have no prediction, so they are tried again); only the main process writes it."""
-    if not state.is_main_process:
+    if not world.is_main:
         return Quarantine(None, policy)  # the same records are rejected on every process: counted once
     for path in [bench_dir / REJECTED, *bench_dir.glob("rejected.rank*.jsonl")]:
         path.unlink(missing_ok=True)
@@ -211,22 +209,19 @@ def _read_rejected(path: Path) -> list[dict]:
 
 
 def _merge_rejected(bench_dir: Path) -> list[dict]:
-    """Fold the other processes' rejected.rank<N>.jsonl into rejected.jsonl; its entries."""
+    """Fold the other processes' rejected.rank<N>.jsonl into rejected.jsonl (``fold_shards``, as
+    the data stages do; an entry every process made is kept once); its entries."""
     main = bench_dir / REJECTED
     entries = _read_rejected(main)
-    shards = sorted(bench_dir.glob("rejected.rank*.jsonl"))
-    if shards:
+    if shards(main):
         seen = {(e["where"], e.get("reason")) for e in entries}
-        for shard in shards:
-            for entry in _read_rejected(shard):
-                if (entry["where"], entry.get("reason")) not in seen:
-                    seen.add((entry["where"], entry.get("reason")))
-                    entries.append(entry)
+        for entry in fold_shards(main):
+            if "where" in entry and (entry["where"], entry.get("reason")) not in seen:
+                seen.add((entry["where"], entry.get("reason")))
+                entries.append(entry)
         from ..io import write_jsonl
 
         write_jsonl(main, entries)
-        for shard in shards:
-            shard.unlink()
     return entries
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Iterable
 
 from ..io import DataError, iter_records, temp_path, write_jsonl
-from .distributed import process_state
+from ..distributed import World
+from ..sharding import shards
 from .task import EvaluationError
 
 PREDICTIONS = "predictions.jsonl"
@@ -21,7 +22,7 @@ SIGNATURE_KEYS = ("model", "model_fingerprint", "generation", "prompting", "data
 
 
 def _prediction_files(bench_dir: Path) -> list[Path]:
-    return [bench_dir / PREDICTIONS, *sorted(bench_dir.glob("predictions.rank*.jsonl"))]
+    return [bench_dir / PREDICTIONS, *shards(bench_dir / PREDICTIONS)]
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -60,7 +61,7 @@ def input_signature(describe: dict, cache) -> dict | None:
     return {"source": found} if found is not None else None
 
 
-def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed: list[str] = (),
+def _claim(bench_dir: Path, signature: dict, restart_stale: bool, world: World, changed: list[str] = (),
            samples: list | None = None, changed_paths: Iterable[str] = (), all_changed: bool = False) -> None:
     """Refuse (or, with ``restart_stale``, delete) predictions made with other settings. When only
     the benchmark's content changed (``inputs``), says which files changed (``changed``) and keeps
@@ -81,12 +82,12 @@ def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed
             f"rerun with --force to discard them, or choose another output directory"
         )
     kept = edited and has_predictions and bool(changed) and samples is not None and not all_changed
-    if edited and has_predictions and state.is_main_process:
+    if edited and has_predictions and world.is_main:
         files = f" (changed file(s): {', '.join(changed)})" if changed else ""
         print(f"{bench_dir.name}: the benchmark's content {why} in {bench_dir}{files}; evaluating "
               f"{'the samples it changed' if kept else 'it'} again", file=sys.stderr)
-    state.wait_for_everyone()  # every process has read the old state before it changes
-    if state.is_main_process:
+    world.barrier()  # every process has read the old state before it changes
+    if world.is_main:
         if kept:
             _keep_unchanged(bench_dir, samples, set(changed_paths))
         elif stale and (restart_stale or edited):
@@ -96,7 +97,7 @@ def _claim(bench_dir: Path, signature: dict, restart_stale: bool, state, changed
         tmp = temp_path(run_file)
         tmp.write_text(json.dumps(signature, indent=2, default=str), encoding="utf-8")
         os.replace(tmp, run_file)
-    state.wait_for_everyone()
+    world.barrier()
 
 
 def _plain(value):
@@ -127,12 +128,12 @@ def _keep_unchanged(bench_dir: Path, samples: list, changed_paths: set[str]) -> 
 
 def discard_predictions(out_dir: str | os.PathLike, names: Iterable[str]) -> None:
     """Delete the predictions (and run.json) of these benchmarks, to start over."""
-    state = process_state()
-    if state.is_main_process:
+    world = World()
+    if world.is_main:
         for name in names:
             for path in [*_prediction_files(Path(out_dir) / name), Path(out_dir) / name / RUN_FILE]:
                 path.unlink(missing_ok=True)
-    state.wait_for_everyone()
+    world.barrier()
 
 
 def merge_predictions(bench_dir: Path, samples: list, judge) -> list[dict]:

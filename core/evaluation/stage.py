@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .distributed import process_state
+from ..distributed import World
 from .loop import evaluate
 from .predictions import discard_predictions
 from .task import EvalTask
@@ -74,7 +74,7 @@ def run_evaluate_stage(ctx) -> dict:
             raise StageError(f"domain {cfg.domain.type!r} names no default benchmarks; list 'benchmarks' in the config")
     tasks = [build_task(ctx.plugins, section.type, section.options) for section in sections]
 
-    process_state()  # before the model loads: with one process per GPU, "cuda" is this process's GPU
+    World()  # before the model loads: with one process per GPU, "cuda" is this process's GPU
     model = stage_model(ctx)
     adapter = ctx.backbone(model)  # None: the backbone section's model (a `tiny` one is built if missing)
     model_name = model or str(getattr(getattr(adapter, "config", None), "model", "") or cfg.backbone.options.model)

@@ -93,11 +93,10 @@ class SFTTrainer:
         else to the data file's (or dataset folder's) folder: the composed mix's images are in
         ``OUT/compose/images/``, named relative to the mix's folder. ``data.train``'s ``config``,
         ``data_files`` and ``split`` pick the part of a dataset to load."""
-        import os
-
+        from adamllm.distributed import launched_rank_zero
         from adamllm.quarantine import Quarantine
 
-        main = os.environ.get("RANK", "0") == "0"  # one process writes rejected.jsonl
+        main = launched_rank_zero()  # one process writes rejected.jsonl
         quarantine = ctx.quarantine() if main else Quarantine(None, ctx.config.on_bad_record)
         image_root, dataset = training_input(ctx, self.config.image_root)
         note = lambda message: ctx.echo(f"[{ctx.name}] {message}")  # noqa: E731

@@ -124,3 +124,39 @@ def test_component_stats_of_the_processes_are_summed_where_they_count():
     assert merged == {"pairs": 11, "parse_error": 1, "profile": "released", "examples": ["a", "b", "c"],
                       "this_run": {"triplets": 9, "no_triplet": 1}, "flag": True, "per_process": [main, other]}
     assert merge_stats([main]) == main  # one process: its stats as they are
+
+
+def test_two_processes_evaluate_what_one_process_evaluates(tmp_path, site):
+    """The evaluate stage splits its samples as the data stages do (``adamllm.distributed.World``)
+    and merges its shards the same way: the predictions file, the rejected samples and the scores of
+    two processes equal one process's, byte for byte."""
+    from adamllm.backbones.tiny import build_tiny
+
+    build_tiny("qwen2_vl", tmp_path / "model", size="tiny", seed=0)
+    bench = tmp_path / "bench"
+    shutil.copytree(Path(__file__).parents[2] / "examples" / "quickstart" / "benchmark", bench)
+    lines = (bench / "test.jsonl").read_text().splitlines()
+    broken = json.loads(lines[4])
+    broken.update(id="broken", image="images/missing.png")  # set aside, once, by whichever process meets it
+    (bench / "test.jsonl").write_text("\n".join(lines[:9] + [json.dumps(broken)]) + "\n")
+    config = tmp_path / "run.yaml"
+    config.write_text("output_dir: out\nstages: [evaluate]\nbackbone: {type: qwen2_vl, model: model}\n"
+                      "benchmarks:\n  - {type: vqa, source: bench, max_new_tokens: 4, batch_size: 1}\n")
+    files = ("evaluate/vqa/predictions.jsonl", "evaluate/vqa/rejected.jsonl")
+
+    ran = _run(site, config, 1)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    one = {name: (tmp_path / "out" / name).read_bytes() for name in files}
+    one_report = json.loads((tmp_path / "out" / "evaluate" / "report.json").read_text())
+    shutil.rmtree(tmp_path / "out")
+    ran = _run(site, config, 2)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+
+    assert {name: (tmp_path / "out" / name).read_bytes() for name in files} == one
+    assert len(one["evaluate/vqa/predictions.jsonl"].splitlines()) == 9
+    rejected = [json.loads(line) for line in one["evaluate/vqa/rejected.jsonl"].splitlines()]
+    assert len(rejected) == 1 and rejected[0]["where"].endswith("test.jsonl:10"), rejected
+    report = json.loads((tmp_path / "out" / "evaluate" / "report.json").read_text())
+    assert report["num_processes"] == 2 and one_report["num_processes"] == 1
+    assert report["benchmarks"]["vqa"]["scores"] == one_report["benchmarks"]["vqa"]["scores"]
+    assert not list((tmp_path / "out" / "evaluate" / "vqa").glob("*.rank*")), "shards are merged away"
