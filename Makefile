@@ -14,7 +14,7 @@ EXAMPLES := examples/adamllm-example-domain examples/adamllm-example-backbone
 CONSTRAINTS := constraints.txt
 LOCK_VENV := .venv-lock
 
-.PHONY: install demo test test-vllm bench clean lock
+.PHONY: install demo test test-vllm test-ray bench clean lock
 
 $(VENV)/.installed: pyproject.toml setup.py $(CONSTRAINTS) $(wildcard examples/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,24 @@ test-vllm: $(VLLM_ENV)/.built
 	$(VLLM_ENV)/bin/pip install -q --no-deps --force-reinstall --no-build-isolation .
 	rm -rf build
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_LOGGING_LEVEL=WARNING $(VLLM_ENV)/bin/python -m pytest -q -s -p no:cacheprovider -m vllm tests/vllm_lane
+
+# The Ray lane: tests marked `ray` (adamllm run --executor ray against one process) in an environment
+# of their own: the main environment's pins plus Ray (tests/ray_lane/requirements.txt), kept outside the
+# clone under a name that hashes both files. The project is installed into it from this tree.
+RAY_PINS := tests/ray_lane/requirements.txt
+RAY_ENV ?= $(HOME)/.cache/adamllm/ray-env-$(shell cat $(RAY_PINS) $(CONSTRAINTS) | sha256sum | cut -c1-12)
+
+$(RAY_ENV)/.built:  # no prerequisite: the folder name holds the hash of $(RAY_PINS) and $(CONSTRAINTS)
+	rm -rf $(RAY_ENV)
+	$(PYTHON) -m venv $(RAY_ENV)
+	$(RAY_ENV)/bin/pip install -q --upgrade pip
+	$(RAY_ENV)/bin/pip install -q -c $(CONSTRAINTS) torch==2.13.0 -r $(RAY_PINS) '.[test]'
+	touch $@
+
+test-ray: $(RAY_ENV)/.built
+	$(RAY_ENV)/bin/pip install -q --no-deps --force-reinstall --no-build-isolation .
+	rm -rf build
+	$(RAY_ENV)/bin/python -m pytest -q -p no:cacheprovider -m ray tests/ray_lane
 
 bench: install
 	$(BIN)/python bench/cli_startup.py

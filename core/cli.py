@@ -307,9 +307,20 @@ def config_validate(ctx: click.Context, config_file: str) -> None:
 @click.option("--preview", type=click.IntRange(min=1), metavar="N",
               help="Run synthesize/filter/compose on the first N pairs into OUTPUT_DIR-preview/ and print "
                    "the first triplets (nothing else is run or changed).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: run the same command as WORKERS processes placed by Ray (a local cluster, or --address); "
+                   "the files are a one-process run's, as under torchrun.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --executor ray.")
+@click.option("--address", help="With --executor ray: the cluster to join (e.g. auto, or ray://HEAD:10001); "
+                                "default: start a local one for this run.")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="With --executor ray.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --executor ray (1: one GPU per worker).")
 @click.pass_context
 def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages: str | None, force: bool,
-        preview: int | None) -> None:
+        preview: int | None, executor: str, workers: int, address: str | None, cpus_per_worker: float,
+        gpus_per_worker: float) -> None:
     """Run the pipeline stages of CONFIG_FILE.
 
     KEY=VALUE arguments override config fields (trainer.learning_rate=2e-5, benchmarks.0.limit=4),
@@ -325,12 +336,21 @@ def run(ctx: click.Context, config_file: str, overrides: tuple[str, ...], stages
     selected = [s.strip() for s in stages.split(",") if s.strip()] if stages is not None else None
     if selected == []:
         raise click.BadParameter("names no stage; leave --stages out to run the config's stages", param_hint="--stages")
+    if preview is not None and executor != "local":
+        raise click.BadParameter("a preview runs in this process; leave --executor out", param_hint="--preview")
     if preview is not None:
         from .preview import check_preview_folder, preview_dir, run_preview
 
         check_preview_folder(preview_dir(cfg.output_dir), force)  # before the lock file is put there
         with output_lock(preview_dir(cfg.output_dir), command=command_line(ctx, config_file, *overrides)):
             run_preview(cfg, pm, preview, selected, echo=click.echo, force=force)
+        return
+    if executor == "ray":
+        from .ray_executor import RaySettings, run_on_ray
+
+        args = [os.path.abspath(config_file), *overrides, *(["--stages", stages] if stages else []),
+                *(["--force"] if force else [])]
+        run_on_ray(args, RaySettings(workers, address, cpus_per_worker, gpus_per_worker), echo=click.echo)
         return
     with output_lock(cfg.output_dir, command=command_line(ctx, config_file, *overrides)):
         run_pipeline(cfg, pm, selected, force=force, echo=click.echo)

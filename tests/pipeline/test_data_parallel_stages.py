@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from adamllm.testing.data import write_pairs
 from adamllm.testing.distributions import fake_distribution
+from adamllm.testing.parallel import EVALUATE_FILES, data_project, evaluate_project, read_files
 
 FILES = ("synthesize/triplets.jsonl", "synthesize/_progress.jsonl", "filter/verdicts.jsonl")
+QUICKSTART_BENCHMARK = Path(__file__).parents[2] / "examples" / "quickstart" / "benchmark"
 
 
 @pytest.fixture(scope="module")
@@ -39,25 +40,12 @@ def _run(site: Path, config: Path, processes: int) -> subprocess.CompletedProces
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env(site), cwd=config.parent)
 
 
-def _project(root: Path) -> Path:
-    pairs = write_pairs(root / "pairs", n=11)
-    records = json.loads(pairs.read_text())
-    (root / "pairs" / "images" / "pair4.png").write_bytes(b"not a png")  # quarantined by its owner
-    records.append(records[2])  # a repeated pair: set aside once, not once per process
-    pairs.write_text(json.dumps(records, indent=2))
-    config = root / "run.yaml"
-    config.write_text("output_dir: out\nstages: [synthesize, filter]\n"
-                      "data: {synthesize: pairs/image_caption_pairs.json}\n"
-                      "synthesizer: {type: rules}\nfilter: {type: testing_overlap, batch_size: 2}\n")
-    return config
-
-
 def _read(out: Path) -> dict:
     return {name: (out / name).read_bytes() for name in FILES}
 
 
 def test_two_processes_write_what_one_process_writes(tmp_path, site):
-    config = _project(tmp_path)  # the same folder for both runs: records hold absolute image paths
+    config = data_project(tmp_path)  # the same folder for both runs: records hold absolute image paths
     ran = _run(site, config, 1)
     assert ran.returncode == 0, ran.stderr[-3000:]
     one = _read(tmp_path / "out")
@@ -90,7 +78,7 @@ def test_two_processes_write_what_one_process_writes(tmp_path, site):
 
 
 def test_two_processes_resume_an_interrupted_single_process_run(tmp_path, site):
-    config = _project(tmp_path / "one")
+    config = data_project(tmp_path / "one")
     assert _run(site, config, 1).returncode == 0
     out = tmp_path / "one" / "out"
     expected = _read(out)
@@ -132,27 +120,18 @@ def test_two_processes_evaluate_what_one_process_evaluates(tmp_path, site):
     two processes equal one process's, byte for byte."""
     from adamllm.backbones.tiny import build_tiny
 
-    build_tiny("qwen2_vl", tmp_path / "model", size="tiny", seed=0)
-    bench = tmp_path / "bench"
-    shutil.copytree(Path(__file__).parents[2] / "examples" / "quickstart" / "benchmark", bench)
-    lines = (bench / "test.jsonl").read_text().splitlines()
-    broken = json.loads(lines[4])
-    broken.update(id="broken", image="images/missing.png")  # set aside, once, by whichever process meets it
-    (bench / "test.jsonl").write_text("\n".join(lines[:9] + [json.dumps(broken)]) + "\n")
-    config = tmp_path / "run.yaml"
-    config.write_text("output_dir: out\nstages: [evaluate]\nbackbone: {type: qwen2_vl, model: model}\n"
-                      "benchmarks:\n  - {type: vqa, source: bench, max_new_tokens: 4, batch_size: 1}\n")
-    files = ("evaluate/vqa/predictions.jsonl", "evaluate/vqa/rejected.jsonl")
+    config = evaluate_project(tmp_path, QUICKSTART_BENCHMARK, build_tiny("qwen2_vl", tmp_path / "model", size="tiny"))
+    files = EVALUATE_FILES
 
     ran = _run(site, config, 1)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    one = {name: (tmp_path / "out" / name).read_bytes() for name in files}
+    one = read_files(tmp_path / "out", files)
     one_report = json.loads((tmp_path / "out" / "evaluate" / "report.json").read_text())
     shutil.rmtree(tmp_path / "out")
     ran = _run(site, config, 2)
     assert ran.returncode == 0, ran.stderr[-3000:]
 
-    assert {name: (tmp_path / "out" / name).read_bytes() for name in files} == one
+    assert read_files(tmp_path / "out", files) == one
     assert len(one["evaluate/vqa/predictions.jsonl"].splitlines()) == 9
     rejected = [json.loads(line) for line in one["evaluate/vqa/rejected.jsonl"].splitlines()]
     assert len(rejected) == 1 and rejected[0]["where"].endswith("test.jsonl:10"), rejected

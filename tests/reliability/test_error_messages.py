@@ -277,3 +277,21 @@ def test_json_stdout_in_process_sends_prints_to_stderr(capsys):
         emit('{"a": 1}')
     captured = capsys.readouterr()
     assert captured.out == '{"a": 1}\n' and captured.err == "chatter\n"
+
+
+def test_the_ray_executor_without_ray_names_the_extra_to_install(tmp_path):
+    try:  # this environment has no Ray (the Ray lane has, and tests the executor itself)
+        import ray  # noqa: F401
+        pytest.skip("Ray is installed here; the Ray lane tests the executor itself")
+    except ImportError:
+        pass
+    config = tmp_path / "run.yaml"
+    write_pairs(tmp_path / "pairs")
+    config.write_text("output_dir: out\nstages: [synthesize]\ndata: {synthesize: pairs/image_caption_pairs.json}\n"
+                      "synthesizer: {type: rules}\n")
+    result = adamllm("run", str(config), "--executor", "ray", cwd=tmp_path)
+    assert error_line(result) == ("Error: --executor ray needs Ray, which is not installed: "
+                                  "pip install 'adamllm[ray]' (Ray >= 2.40 with Ray Data)")
+    assert not (tmp_path / "out").exists()
+    preview = adamllm("run", str(config), "--executor", "ray", "--preview", "2", cwd=tmp_path)
+    assert preview.returncode == 2 and "a preview runs in this process" in preview.stderr
