@@ -82,7 +82,7 @@ lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install -q --upgrade pip
-	$(LOCK_VENV)/bin/pip install -q torch==2.13.0 -e '.[test]' $(addprefix -e ,$(EXAMPLES))
+	$(LOCK_VENV)/bin/pip install -q torch==2.13.0 -e '.[test,ray]' $(addprefix -e ,$(EXAMPLES))
 	{ echo "# The versions the README's and docs/shapes.md's numbers are measured with: make installs with"; \
 	  echo "# pip install -c constraints.txt. Written by 'make lock' (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())'),"; \
 	  echo "# $$(date -u +%Y-%m-%d)); the ranges for library users are in pyproject.toml."; \

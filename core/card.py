@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import __version__
+from .layout import DONE, REJECTED, RUNNING, STATS, RunLayout
 from .stages import STAGES
 
 VERDICT_LABELS = ("yes", "no", "open", "other")
@@ -103,9 +104,9 @@ def stage_status(run_dir: Path) -> dict[str, dict]:
         folder = run_dir / stage
         if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
             continue
-        done, running = folder / "_done.json", folder / "_running.json"
+        done, running = folder / DONE, folder / RUNNING
         status = "done" if done.exists() else "interrupted or running" if running.exists() else "no marker"
-        summary = _read_json(folder / "stats.json") or {k: v for k, v in (_read_json(done) or {}).items()
+        summary = _read_json(folder / STATS) or {k: v for k, v in (_read_json(done) or {}).items()
                                                          if k != "fingerprint"}
         found[stage] = {"status": status, "summary": summary}
     return found
@@ -154,7 +155,7 @@ def _rejected(run_dir: Path, keep: int) -> tuple[dict[str, dict], dict[str, list
     counts: dict[str, dict] = {}
     shown: dict[str, list[dict]] = {}
     for stage in STAGES:
-        for path in sorted([run_dir / stage / "rejected.jsonl", *(run_dir / stage).glob("*/rejected.jsonl")]):
+        for path in sorted([run_dir / stage / REJECTED, *(run_dir / stage).glob(f"*/{REJECTED}")]):
             entries = list(_records(path, Counter()))
             if not entries:
                 continue
@@ -165,7 +166,7 @@ def _rejected(run_dir: Path, keep: int) -> tuple[dict[str, dict], dict[str, list
 
 
 def _mix_path(run_dir: Path, layout: Any) -> Path | None:
-    mix = run_dir / "compose" / "mix.jsonl"
+    mix = RunLayout(run_dir).mix
     if mix.is_file():
         return mix
     if layout is not None and layout.train_data:
@@ -192,15 +193,15 @@ class _Tally:
 
 def _tally(run_dir: Path, mix: Path | None, bad: Counter) -> _Tally:
     tally = _Tally()
-    for record in _records(run_dir / "synthesize" / "_progress.jsonl", bad):
+    for record in _records(RunLayout(run_dir).progress, bad):
         tally.progress.setdefault(text(record.get("id")), bool(record.get("triplet")))
-    for record in _records(run_dir / "synthesize" / "triplets.jsonl", bad):
+    for record in _records(RunLayout(run_dir).triplets, bad):
         key = text(record.get("id"))
         if key not in tally.triplet_ids:
             tally.triplet_ids[key] = None
             for name in ("instruction", "precise", "informative"):
                 tally.lengths[name][words(record.get(name))] += 1
-    for record in _records(run_dir / "filter" / "verdicts.jsonl", bad):
+    for record in _records(RunLayout(run_dir).verdicts, bad):
         tally.verdicts.setdefault(text(record.get("id")), text(record.get("verdict")))
     for record in _records(mix, bad):
         tally.examples += 1
@@ -268,11 +269,11 @@ def gather(run_dir: str | Path, pm: Any, *, sample: int = 8, seed: int = 0, conf
             pairs_note += ("; the run's config folder is unknown, so relative paths were read against the current "
                            "folder: pass --config CONFIG")
         notes.append(pairs_note)
-    for record in _records(run_dir / "synthesize" / "triplets.jsonl", Counter()):
+    for record in _records(RunLayout(run_dir).triplets, Counter()):
         item = sampled.get(text(record.get("id")))
         if item is not None and item.triplet is None:
             item.triplet = record
-    for record in _records(run_dir / "filter" / "verdicts.jsonl", Counter()):
+    for record in _records(RunLayout(run_dir).verdicts, Counter()):
         item = sampled.get(text(record.get("id")))
         if item is not None and item.verdict is None:
             item.verdict = record

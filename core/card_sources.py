@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .io import SymlinkLoopError, iter_records, resolve_under
+from .layout import DONE, RUNNING
 
 #: Perceptual hashes by file content, kept in the run directory so a rerun only decodes new images.
 HASH_CACHE = ".card_hashes.jsonl"
@@ -30,12 +31,12 @@ NEEDED = ("seed", "data", "domain", "benchmarks")
 
 def whole_fingerprint(run_dir: Path, stage: str) -> dict | None:
     """A stage's fingerprint (finished run, else an interrupted one), or None."""
-    for name in ("_done.json", "_running.json"):
+    for name in (DONE, RUNNING):
         try:
             data = json.loads((run_dir / stage / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        data = data.get("fingerprint", data) if name == "_done.json" and isinstance(data, dict) else data
+        data = data.get("fingerprint", data) if name == DONE and isinstance(data, dict) else data
         if isinstance(data, dict) and isinstance(data.get("config"), dict):
             return data
     return None

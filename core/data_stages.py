@@ -21,11 +21,12 @@ from .pairs import PairStats
 from .quarantine import REJECTED, Quarantine
 from .records import Failure, TaskTriplet, TrainingExample, Verdict
 from .distributed import World
+from .layout import PROGRESS, STATS
 from .sharding import exchange_stats, fold_shards, merge_in_order, remove_shards, shard_path, shards
 from .stages import StageError
 
 DATASET = "dataset"  # compose: the mix as a `datasets` save_to_disk folder
-PROGRESS = "_progress.jsonl"  # synthesize: every pair handled, with or without a triplet
+
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -82,7 +83,7 @@ def _count(path: Path) -> int | None:
 
 
 def _write_stats(ctx, stats: dict) -> dict:
-    (ctx.stage_dir / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+    (ctx.stage_dir / STATS).write_text(json.dumps(stats, indent=2), encoding="utf-8")
     return stats
 
 
@@ -133,7 +134,7 @@ def _upstream_warning(ctx, source: Path) -> str:
     if source != ctx.output_path("synthesize"):
         return ""
     try:
-        warning = json.loads((source.parent / "stats.json").read_text(encoding="utf-8")).get("warning")
+        warning = json.loads((source.parent / STATS).read_text(encoding="utf-8")).get("warning")
     except (OSError, ValueError):
         return ""
     return f" (synthesize: {warning})" if warning else ""
@@ -292,7 +293,7 @@ def _no_triplet_message(ctx, handled: int, failed: Counter, component_stats: dic
     why = ", ".join(f"{k}: {v}" for k, v in component_stats.items()
                     if isinstance(v, int) and v and k not in ("pairs", "generated_tokens", "this_run", "triplets"))
     return (f"stage 'synthesize' wrote no triplet for {handled} pairs" + (f" ({why})" if why else "")
-            + f"; see {ctx.stage_dir / 'stats.json'} and the raw generations with --preview")
+            + f"; see {ctx.stage_dir / STATS} and the raw generations with --preview")
 
 
 # -- filter ---------------------------------------------------------------------------------

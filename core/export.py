@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .layout import DONE
 
 MODEL_SETTINGS = "adamllm.json"
 BUDGET_KEYS = ("min_pixels", "max_pixels")
@@ -81,12 +82,12 @@ def run_image_budget(folder: Path) -> tuple[dict | None, str]:
         if settings is not None:
             return settings.get("image_budget"), f"{folder / sub / MODEL_SETTINGS}"
     try:
-        done = json.loads((folder / "_done.json").read_text(encoding="utf-8"))
+        done = json.loads((folder / DONE).read_text(encoding="utf-8"))
         config = done["fingerprint"]["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return None, "nowhere (the run records no backbone section)"
     budget = {k: config.get(f"backbone.{k}") for k in BUDGET_KEYS}
-    return (budget if any(budget.values()) else None), f"the backbone section in {folder / '_done.json'}"
+    return (budget if any(budget.values()) else None), f"the backbone section in {folder / DONE}"
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, plugins, *, merge_lora: bool = False) -> Path:

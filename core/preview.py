@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from .layout import RunLayout
 from .stages import StageError
 
 PREVIEW_STAGES = ("synthesize", "filter", "compose")
@@ -96,8 +97,8 @@ def describe(out: Path, shown: int = SHOWN) -> list[str]:
             bos = " (the tokenizer's BOS is added in front)" if first[0].get("add_bos") else ""
             lines += [f"[preview] the first {stage} prompt, exactly as sent{bos} "
                       f"({out.name}/{stage}/{PROMPTS} has them all):", first[0].get("prompt", ""), ""]
-    triplets = _first(out / "synthesize" / "triplets.jsonl", shown)
-    verdicts = {v["id"]: v for v in _first(out / "filter" / "verdicts.jsonl", None)}
+    triplets = _first(RunLayout(out).triplets, shown)
+    verdicts = {v["id"]: v for v in _first(RunLayout(out).verdicts, None)}
     for t in triplets:
         verdict = verdicts.get(t["id"], {}).get("verdict")
         lines += [f"--- {Path(t.get('image', '?')).name}" + (f" (filter: {verdict})" if verdict else ""),

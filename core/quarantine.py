@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Literal
 
 from .io import DataError
+from .layout import REJECTED
 
 OnBadRecord = Literal["skip", "error"]
-REJECTED = "rejected.jsonl"
 
 
 class Quarantine:

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Sequence
 
 from .io import DataError, temp_path
-
-REPORT_FILE = "report.json"
+from .layout import REPORT as REPORT_FILE, RunLayout
 
 
 # -- loading -------------------------------------------------------------------------------
 def find_report(path: str | os.PathLike) -> Path:
     """``report.json`` of an evaluation folder, of a pipeline output folder (``evaluate/``), or the file itself."""
     path = Path(path)
-    for candidate in (path, path / REPORT_FILE, path / "evaluate" / REPORT_FILE):
+    for candidate in (path, path / REPORT_FILE, RunLayout(path).output("evaluate")):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"no {REPORT_FILE} in {path} (nor in {path / 'evaluate'})")

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from .fingerprint import changes, output_edited, output_signature, stage_fingerprint
+from .layout import DONE, REJECTED, RUNNING, RunLayout
 from .registry import PluginManager
 from .specs import resolve
 from .stages import STAGE_TABLE, STAGES, Stage, StageError, stage as stage_row
 
 __all__ = ["StageContext", "StageError", "run_pipeline", "done_marker"]
 
-DONE = "_done.json"
 PROMPTS = "prompts.jsonl"
-RUNNING = "_running.json"
 
 
 @dataclass
@@ -73,8 +72,7 @@ class StageContext:
         return path
 
     def output_path(self, stage: str | None = None) -> Path:
-        stage = stage or self.name
-        return self.config.output_dir / stage / stage_row(stage).output
+        return RunLayout(self.config.output_dir).output(stage or self.name)
 
     def input_path(self, previous_stage: str | None = None) -> Path:
         """The config's ``data.<this stage>`` if given, else the previous stage's output."""
@@ -159,7 +157,7 @@ class StageContext:
     def quarantine(self, name: str | None = None) -> Any:
         """This stage's ``Quarantine`` (``OUT/<stage>/rejected.jsonl``, or ``<name>/rejected.jsonl``
         inside it), under the config's ``on_bad_record`` policy; emptied when the stage starts over."""
-        from .quarantine import REJECTED, Quarantine
+        from .quarantine import Quarantine
 
         path = self.stage_dir / (f"{name}/{REJECTED}" if name else REJECTED)
         if self.force:
@@ -306,7 +304,7 @@ def _quiet(_message: str) -> None:
 
 
 def done_marker(output_dir: Path, stage: str) -> Path:
-    return output_dir / stage / DONE
+    return RunLayout(output_dir).done(stage)
 
 
 def _read_json(path: Path) -> dict | None:

@@ -21,7 +21,7 @@ def run_train_stage(ctx) -> dict:
         budget = {k: getattr(backbone.options, k, None) for k in BUDGET_KEYS}
         source = ctx.config.source or "a config built in code"
         for sub in ("model", "adapter"):
-            folder = ctx.config.output_dir / "train" / sub
+            folder = ctx.stage_dir / sub
             if folder.is_dir():
                 write_model_settings(folder, backbone.type, budget, f"the train stage of {source}")
     return summary

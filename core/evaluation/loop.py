@@ -22,6 +22,7 @@ from ..benchmark import Benchmark, CheckedScorer, open_image
 from ..io import DataError, completed_ids, iter_records
 from ..quarantine import REJECTED, Quarantine
 from ..distributed import World
+from ..layout import REPORT
 from ..sharding import fold_shards, shards
 from ..content import cache_for
 from .predictions import PREDICTIONS, _claim, _prediction_files, input_signature, merge_predictions, model_fingerprint
@@ -135,7 +136,7 @@ def evaluate(
         finally:
             quarantine.close()
 
-    report_path = out / "report.json"
+    report_path = out / REPORT
     if world.is_main:
         report = {
             "adamllm_version": __version__,

@@ -10,11 +10,10 @@ from typing import Iterable
 
 from ..io import DataError, iter_records, temp_path, write_jsonl
 from ..distributed import World
+from ..layout import PREDICTIONS, RUN_FILE
 from ..sharding import shards
 from .task import EvaluationError
 
-PREDICTIONS = "predictions.jsonl"
-RUN_FILE = "run.json"
 #: run.json keys that must match for finished predictions to be reused (``prompting``: the
 #: backbone's evaluation settings, absent for a backbone without any; ``inputs``: the content of
 #: the benchmark's local source, see ``input_signature``).

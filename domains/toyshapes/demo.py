@@ -41,6 +41,8 @@ from typing import Callable
 
 import yaml
 
+from adamllm.layout import PREDICTIONS, REPORT
+
 from .demo_report import (audit_lines, closing_lines, result_sentences, stage_times, synthesizer_audits,
                           timing_line, versions, versions_line)
 
@@ -208,10 +210,10 @@ def row_scores(evaluate_dir: Path, judged: dict) -> dict:
     scorers (``judged``: from ``judges``)."""
     from adamllm.io import iter_records
 
-    report = json.loads((evaluate_dir / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((evaluate_dir / REPORT).read_text(encoding="utf-8"))
     scores = {}
     for name in report["benchmarks"]:
-        records = [r for _, r in iter_records(evaluate_dir / name / "predictions.jsonl")]
+        records = [r for _, r in iter_records(evaluate_dir / name / PREDICTIONS)]
         scores[name] = {}
         for scorer in SCORERS:
             judge = judged[name, scorer]

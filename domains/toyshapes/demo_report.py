@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
+from adamllm.layout import RunLayout
+
 #: The packages whose versions move the demo's numbers (constraints.txt pins them; ``make lock``).
 KEY_PACKAGES = ("torch", "transformers", "accelerate", "peft", "datasets", "tokenizers", "pillow", "numpy")
 
@@ -42,7 +44,7 @@ def stage_times(out: Path, rows: Iterable[str], started: float) -> dict:
     for part, folder in folders.items():
         stages = {}
         for stage in STAGES:
-            done = folder / stage / "_done.json"
+            done = RunLayout(folder).done(stage)
             try:
                 seconds = float(json.loads(done.read_text(encoding="utf-8"))["seconds"])
             except (OSError, ValueError, KeyError, TypeError):
@@ -146,12 +148,12 @@ def synthesizer_audits(world, out: Path, rows: Iterable[str]) -> dict:
     audits = {}
     for name in rows:
         folder = Path(out) / "rows" / name
-        path = folder / "synthesize" / "triplets.jsonl"
+        path = RunLayout(folder).triplets
         if not path.is_file():
             continue
         triplets = [record for _, record in iter_records(path)]
         audits[name] = {"synthesized": audit_triplets(world, triplets)}
-        verdicts = folder / "filter" / "verdicts.jsonl"
+        verdicts = RunLayout(folder).verdicts
         if verdicts.is_file():
             kept = {v["id"] for _, v in iter_records(verdicts) if v.get("verdict") == "yes"}
             audits[name]["kept"] = audit_triplets(world, [t for t in triplets if t["id"] in kept])

@@ -89,6 +89,7 @@ def build_general_model(world, out_dir: str | Path, settings: GeneralModelSettin
     (``out_dir/train/model``). ``world``: a ``World`` from ``demo_world``. The random base
     checkpoint is built in ``out_dir/base`` on first use."""
     from adamllm.config import validate_config
+    from adamllm.layout import RunLayout
     from adamllm.locking import output_lock
     from adamllm.registry import get_plugin_manager
     from adamllm.runner import run_pipeline
@@ -106,7 +107,7 @@ def build_general_model(world, out_dir: str | Path, settings: GeneralModelSettin
     config = validate_config(data, pm, source=config_path, base_dir=out)
     with output_lock(out, command="build_general_model"):
         run_pipeline(config, pm, echo=echo)
-    return out / "train" / "model"
+    return RunLayout(out).output("train")
 
 
 __all__ = ["TOY_PIXELS", "GeneralModelSettings", "backbone_section", "build_general_model"]
