@@ -80,3 +80,41 @@ def safe_from_pretrained(load: Any, model: str, allow_pickle: bool, **kwargs: An
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise CheckpointError(f"{model}: its pickle weights were refused (they hold objects other than tensors, "
                               f"which could run code, or are corrupt): {first}") from exc
+
+
+#: Key prefixes that transformers 5 saves differently from the released (hub) checkpoints, per
+#: family: (as saved, as released). transformers loads both; vLLM's loader only the released one.
+HUB_KEY_LAYOUT = {"llava_next": (("vision_tower.", "vision_tower.vision_model."),)}
+
+
+def write_hub_layout(folder: str | Path, family: str) -> int:
+    """Rename the weights saved in ``folder`` to the released checkpoints' key layout (the
+    ``HUB_KEY_LAYOUT`` of ``family``; a no-op for the others), in every safetensors file and the
+    shard index; returns how many keys were renamed. So a folder adamllm writes (a tiny model, a
+    trained or exported one) loads wherever a released checkpoint of its family does."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    rules = HUB_KEY_LAYOUT.get(family, ())
+
+    def renamed(key: str) -> str:
+        for saved, released in rules:
+            if key.startswith(saved) and not key.startswith(released):
+                return released + key[len(saved):]
+        return key
+
+    folder, count = Path(folder), 0
+    for path in sorted(folder.glob("*.safetensors")) if rules else ():
+        with safe_open(str(path), "pt") as handle:
+            keys, metadata = list(handle.keys()), handle.metadata() or {"format": "pt"}
+            if all(renamed(k) == k for k in keys):
+                continue
+            tensors = {renamed(k): handle.get_tensor(k) for k in keys}
+        count += sum(renamed(k) != k for k in keys)
+        save_file(tensors, str(path), metadata=metadata)
+    index = folder / "model.safetensors.index.json"
+    if rules and index.is_file():
+        data = json.loads(index.read_text(encoding="utf-8"))
+        data["weight_map"] = {renamed(k): v for k, v in data.get("weight_map", {}).items()}
+        index.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return count

@@ -29,6 +29,15 @@ class LlavaNextAdapter(VisionLanguageAdapter):
         "language": ("model.language_model", "lm_head"),
     }
 
+    def save(self, out_dir):
+        """As any adapter saves, with the weights in the released checkpoints' key layout
+        (``checkpoints.write_hub_layout``), which vLLM's loader needs."""
+        from .checkpoints import write_hub_layout
+
+        out = super().save(out_dir)
+        write_hub_layout(out, self.family)
+        return out
+
     @property
     def image_token(self) -> str:
         """The image token the checkpoint's processor declares (``processor.image_token``; the

@@ -40,6 +40,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from .checkpoints import write_hub_layout
 from .tiny_qwen import QWEN_FAMILIES, QWEN_FAMILY_SPECS, qwen_model_config
 
 __all__ = [
@@ -391,6 +392,7 @@ def build_tiny(family: str, out_dir: str | os.PathLike, size: str = "tiny", seed
 
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    write_hub_layout(out, family)  # as the released checkpoints are laid out (vLLM loads only that)
     marker = {
         "builder": "adamllm.backbones.tiny.build_tiny",
         "family": family,

@@ -360,3 +360,39 @@ def test_config_table():
         tiny.tiny_config("llava", "tiny")
     with pytest.raises(ValueError):
         tiny.tiny_config("mllama", "huge")
+
+
+def test_llava_next_folders_are_written_in_the_released_key_layout(tmp_path):
+    """transformers 5 saves LLaVA-NeXT's vision tower without the ``vision_model`` level the released
+    checkpoints (and vLLM's loader) have: the tiny builder and the adapter's save write the released
+    layout, and transformers loads it back to the same weights and the same answers."""
+    import torch
+    from safetensors import safe_open
+
+    from adamllm.backbone import GenerationSettings
+    from adamllm.backbones.families import ADAPTERS
+    from adamllm.backbones.tiny import build_tiny
+
+    def vision_keys(folder):
+        keys = []
+        for path in folder.glob("*.safetensors"):
+            with safe_open(str(path), "pt") as handle:
+                keys += [k for k in handle.keys() if k.startswith("vision_tower.")]
+        return keys
+
+    built = build_tiny("llava_next", tmp_path / "tiny", size="tiny", seed=0)
+    keys = vision_keys(built)
+    assert keys and all(k.startswith("vision_tower.vision_model.") for k in keys), keys[:3]
+    adapter = ADAPTERS["llava_next"].from_pretrained(built)
+    saved = adapter.save(tmp_path / "saved")
+    assert sorted(vision_keys(saved)) == sorted(keys)
+    again = ADAPTERS["llava_next"].from_pretrained(saved)
+    before, after = dict(adapter.model.named_parameters()), dict(again.model.named_parameters())
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "red.png")
+    conversation = [[{"role": "user", "content": "<image>What colour is it?"}]]
+    settings = GenerationSettings(max_new_tokens=6)
+    assert adapter.generate(conversation, [[str(tmp_path / "red.png")]], settings) == \
+        again.generate(conversation, [[str(tmp_path / "red.png")]], settings)

@@ -63,6 +63,27 @@ def test_qwen2_vl_answers_with_images_as_the_transformers_engine_does(trained_qw
     assert share >= 0.95, diverged
 
 
+def test_llava_next_in_the_released_key_layout_answers_as_the_transformers_engine_does(tmp_path):
+    """A tiny LLaVA-NeXT trained and saved by adamllm (the weights in the released checkpoints'
+    layout, ``checkpoints.write_hub_layout``: vLLM's loader refuses transformers 5's own) answers
+    conversations with images through vLLM as through transformers."""
+    from adamllm.backbones.tiny import build_tiny
+
+    checkpoint = build_tiny("llava_next", tmp_path / "base", size="small", seed=0)
+    records, root = load_records(write_mix(tmp_path / "data", n=24))
+    SFTTrainer(SFTConfig(max_steps=40, batch_size=8, learning_rate=2e-3, warmup_ratio=0.0)).train(
+        ADAPTERS["llava_next"].from_pretrained(checkpoint), records, tmp_path / "trained", image_root=root)
+    model = tmp_path / "trained" / "model"
+    conversations = [[r["messages"][0]] for r in records]
+    images = [r["images"] for r in records]
+    settings = GenerationSettings(max_new_tokens=16)
+    expected = ADAPTERS["llava_next"].from_pretrained(model).generate(conversations, images, settings, image_root=root)
+    engine = ADAPTERS["llava_next"].from_pretrained(model, engine="vllm")
+    share, diverged = agreement(expected, engine.generate(conversations, images, settings, image_root=root),
+                                "llava_next conversations with images")
+    assert share >= 0.95, diverged
+
+
 def test_a_text_only_judge_answers_as_the_transformers_engine_does(tmp_path):
     from adamllm.backbones.causal_lm import CausalLMAdapter
     from adamllm.backbones.tiny import build_tiny
