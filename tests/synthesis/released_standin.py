@@ -42,11 +42,13 @@ def reference_prompt(caption: str) -> str:
             + header.format("assistant") + caption + "<|eot_id|>" + header.format("user"))
 
 
-def build_released_standin(out_dir: str | Path, seed: int = 0, template: str = SHIPPED_STYLE_TEMPLATE) -> Path:
-    """Write the stand-in checkpoint into ``out_dir`` (see the module docstring)."""
+def build_released_standin(out_dir: str | Path, seed: int = 0, template: str = SHIPPED_STYLE_TEMPLATE,
+                           size: str = "tiny") -> Path:
+    """Write the stand-in checkpoint into ``out_dir`` (see the module docstring); ``size``: the tiny
+    builder's (``small`` has the head size vLLM's CPU attention takes)."""
     from adamllm.backbones.tiny import build_tiny
 
-    out = build_tiny("llava_next", out_dir, seed=seed, image_token=IMAGE_TOKEN)
+    out = build_tiny("llava_next", out_dir, seed=seed, size=size, image_token=IMAGE_TOKEN)
     (out / "chat_template.jinja").unlink()
     (out / "chat_template.json").write_text(json.dumps({"chat_template": template}, indent=2) + "\n",
                                             encoding="utf-8")

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,46 @@ def test_synthesize_and_filter_through_vllm_write_what_the_transformers_engine_w
     assert share >= 0.95, diverged
     stats = json.loads((tmp_path / "vllm" / "filter" / "stats.json").read_text())
     assert "vllm" in json.dumps(stats)
+
+
+def test_the_released_synthesizer_profile_runs_through_vllm(tmp_path):
+    """The released synthesizer's layout and prompt profile (a tiny stand-in shipped as the released
+    checkpoint is: ``tests/synthesis/released_standin.py``, at the size vLLM's CPU attention takes),
+    tuned 4 epochs on the toy world's general seed folder, then the synthesize stage from the tuned model with the
+    transformers engine and with ``engine: vllm``: the same triplets and raw generations."""
+    import importlib.util
+
+    import yaml
+
+    from adamllm.testing.data import write_pairs
+
+    spec = importlib.util.spec_from_file_location(
+        "released_standin", Path(__file__).parents[1] / "synthesis" / "released_standin.py")
+    standin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(standin)
+    standin.build_released_standin(tmp_path / "base", size="small")
+    from adamllm.domains.toyshapes import demo_world
+
+    world = demo_world(tmp_path / "world", seed=0, fast=True)  # its general seed folder: 160 images
+    pairs = write_pairs(tmp_path / "pairs", n=12)
+    model = {"type": "llava_next", "model": "base"}
+    synthesizer = {"type": "adamllm", "max_new_tokens": 160, "batch_size": 4, "model": model}
+    reference = {"output_dir": "transformers", "seed": 0, "stages": ["tune", "synthesize"],
+                 "data": {"tune": str(world.general), "synthesize": str(pairs)}, "synthesizer": synthesizer,
+                 "trainer": {"type": "sft", "num_epochs": 4, "batch_size": 8, "learning_rate": 1.0e-3,
+                             "lr_scheduler": "constant", "warmup_ratio": 0.0}}
+    (tmp_path / "transformers.yaml").write_text(yaml.safe_dump(reference))
+    ran = adamllm_run(tmp_path / "transformers.yaml")
+    assert "[tune] conversations in prompt format llava_llama_3" in ran.stdout
+    tuned = tmp_path / "transformers" / "tune" / "model"
+    on_vllm = {"output_dir": "on-vllm", "seed": 0, "stages": ["synthesize"], "data": {"synthesize": str(pairs)},
+               "synthesizer": {**synthesizer, "model": {**model, "model": str(tuned), "engine": "vllm"}}}
+    (tmp_path / "vllm.yaml").write_text(yaml.safe_dump(on_vllm))
+    adamllm_run(tmp_path / "vllm.yaml")
+
+    fields = ("instruction", "precise", "informative", "raw")
+    expected = rows(tmp_path / "transformers" / "synthesize" / "triplets.jsonl", fields)
+    assert expected, "the tuned stand-in wrote no parsable triplet"
+    share, diverged = agreement(expected, rows(tmp_path / "on-vllm" / "synthesize" / "triplets.jsonl", fields),
+                                "synthesize (released profile, tuned LLaVA-NeXT stand-in), triplets")
+    assert share >= 0.95, diverged
