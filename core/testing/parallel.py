@@ -3,6 +3,7 @@ same config run by one process and by several must write the same files, byte fo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,18 @@ DATA_FILES = ("synthesize/triplets.jsonl", "synthesize/_progress.jsonl", "synthe
               "filter/verdicts.jsonl")
 #: What the evaluate stage writes for the ``vqa`` benchmark of ``evaluate_project``.
 EVALUATE_FILES = ("evaluate/vqa/predictions.jsonl", "evaluate/vqa/rejected.jsonl")
+
+
+def components_env(site: Path) -> dict:
+    """The environment of a subprocess (``adamllm run`` under one process, torchrun or Ray) that
+    finds ``adamllm.testing.components`` through an entry point, as pip would install it: a
+    ``fake_distribution`` written into ``site``, put on ``PYTHONPATH``; offline, one thread."""
+    from .distributions import fake_distribution
+
+    fake_distribution(site, "adamllm-testing-components",
+                      entry_points={"adamllm-testing-components": "adamllm.testing.components:PLUGIN"})
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def data_project(root: Path, n: int = 11, synthesizer: str = "{type: rules}",

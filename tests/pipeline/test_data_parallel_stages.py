@@ -3,7 +3,6 @@ takes its share, the main process merges by id in input order, and the merged fi
 byte-identical to a single-process run's, from scratch and when resuming a single-process run
 that was interrupted."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,48 +10,39 @@ from pathlib import Path
 
 import pytest
 
-from adamllm.testing.distributions import fake_distribution
-from adamllm.testing.parallel import EVALUATE_FILES, data_project, evaluate_project, read_files
+from adamllm.testing.parallel import EVALUATE_FILES, components_env, data_project, evaluate_project, read_files
 
 FILES = ("synthesize/triplets.jsonl", "synthesize/_progress.jsonl", "filter/verdicts.jsonl")
 QUICKSTART_BENCHMARK = Path(__file__).parents[2] / "examples" / "quickstart" / "benchmark"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    site = tmp_path_factory.mktemp("site")
-    fake_distribution(site, "adamllm-testing-components",
-                      entry_points={"adamllm-testing-components": "adamllm.testing.components:PLUGIN"})
-    return site
+def env(tmp_path_factory):
+    return components_env(tmp_path_factory.mktemp("site"))
 
 
-def _env(site: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def _run(site: Path, config: Path, processes: int) -> subprocess.CompletedProcess:
+def _run(env: dict, config: Path, processes: int) -> subprocess.CompletedProcess:
     if processes == 1:
         command = [sys.executable, "-m", "adamllm.cli", "run", str(config)]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                    "--standalone", "-m", "adamllm.cli", "run", str(config)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env(site), cwd=config.parent)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=config.parent)
 
 
 def _read(out: Path) -> dict:
     return {name: (out / name).read_bytes() for name in FILES}
 
 
-def test_two_processes_write_what_one_process_writes(tmp_path, site):
+def test_two_processes_write_what_one_process_writes(tmp_path, env):
     config = data_project(tmp_path)  # the same folder for both runs: records hold absolute image paths
-    ran = _run(site, config, 1)
+    ran = _run(env, config, 1)
     assert ran.returncode == 0, ran.stderr[-3000:]
     one = _read(tmp_path / "out")
     one_stats = {stage: json.loads((tmp_path / "out" / stage / "stats.json").read_text())
                  for stage in ("synthesize", "filter")}
     shutil.rmtree(tmp_path / "out")
-    ran = _run(site, config, 2)
+    ran = _run(env, config, 2)
     assert ran.returncode == 0, ran.stderr[-3000:]
 
     two = tmp_path / "out"
@@ -77,9 +67,9 @@ def test_two_processes_write_what_one_process_writes(tmp_path, site):
     assert json.loads((two / "filter" / "stats.json").read_text())["triplets"] == 10
 
 
-def test_two_processes_resume_an_interrupted_single_process_run(tmp_path, site):
+def test_two_processes_resume_an_interrupted_single_process_run(tmp_path, env):
     config = data_project(tmp_path / "one")
-    assert _run(site, config, 1).returncode == 0
+    assert _run(env, config, 1).returncode == 0
     out = tmp_path / "one" / "out"
     expected = _read(out)
     # as if the single-process run had been killed after 3 pairs: markers say "running"
@@ -94,7 +84,7 @@ def test_two_processes_resume_an_interrupted_single_process_run(tmp_path, site):
     (synth / "_running.json").write_text(json.dumps(done["fingerprint"]))
     (synth / "_done.json").unlink()
 
-    ran = _run(site, config, 2)
+    ran = _run(env, config, 2)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "[synthesize] resuming" in ran.stdout
     assert _read(out) == expected
@@ -114,7 +104,7 @@ def test_component_stats_of_the_processes_are_summed_where_they_count():
     assert merge_stats([main]) == main  # one process: its stats as they are
 
 
-def test_two_processes_evaluate_what_one_process_evaluates(tmp_path, site):
+def test_two_processes_evaluate_what_one_process_evaluates(tmp_path, env):
     """The evaluate stage splits its samples as the data stages do (``adamllm.distributed.World``)
     and merges its shards the same way: the predictions file, the rejected samples and the scores of
     two processes equal one process's, byte for byte."""
@@ -123,12 +113,12 @@ def test_two_processes_evaluate_what_one_process_evaluates(tmp_path, site):
     config = evaluate_project(tmp_path, QUICKSTART_BENCHMARK, build_tiny("qwen2_vl", tmp_path / "model", size="tiny"))
     files = EVALUATE_FILES
 
-    ran = _run(site, config, 1)
+    ran = _run(env, config, 1)
     assert ran.returncode == 0, ran.stderr[-3000:]
     one = read_files(tmp_path / "out", files)
     one_report = json.loads((tmp_path / "out" / "evaluate" / "report.json").read_text())
     shutil.rmtree(tmp_path / "out")
-    ran = _run(site, config, 2)
+    ran = _run(env, config, 2)
     assert ran.returncode == 0, ran.stderr[-3000:]
 
     assert read_files(tmp_path / "out", files) == one

@@ -16,8 +16,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from adamllm.testing.distributions import fake_distribution  # noqa: E402
-from adamllm.testing.parallel import DATA_FILES, EVALUATE_FILES, data_project, evaluate_project, read_files  # noqa: E402
+from adamllm.testing.parallel import (DATA_FILES, EVALUATE_FILES, components_env, data_project,  # noqa: E402
+                                     evaluate_project, read_files)
 
 pytestmark = pytest.mark.ray
 QUICKSTART_BENCHMARK = Path(__file__).parents[2] / "examples" / "quickstart" / "benchmark"
@@ -25,11 +25,7 @@ QUICKSTART_BENCHMARK = Path(__file__).parents[2] / "examples" / "quickstart" / "
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    site = tmp_path_factory.mktemp("site")
-    fake_distribution(site, "adamllm-testing-components",
-                      entry_points={"adamllm-testing-components": "adamllm.testing.components:PLUGIN"})
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return components_env(tmp_path_factory.mktemp("site"))
 
 
 def command(config: Path, ray_workers: int = 0) -> list[str]:

@@ -7,7 +7,6 @@ Then the stale-resume case: training killed mid-run, its data and learning rate 
 start over (saying which fields changed) instead of resuming the old checkpoint.
 """
 import json
-import os
 import random
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from adamllm.testing.data import write_pairs
-from adamllm.testing.distributions import fake_distribution
+from adamllm.testing.parallel import components_env
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"
 STAGES = ("synthesize", "filter", "compose", "train", "evaluate")
@@ -39,11 +38,7 @@ benchmarks: [{{type: slake, source: {bench}, limit: 8, max_new_tokens: 3, batch_
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A site folder whose entry point registers adamllm.testing.components, as pip would."""
-    site = tmp_path_factory.mktemp("site")
-    fake_distribution(site, "adamllm-testing-components",
-                      entry_points={"adamllm-testing-components": "adamllm.testing.components:PLUGIN"})
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return components_env(tmp_path_factory.mktemp("site"))
 
 
 def write_config(folder: Path, name: str, pairs: Path, model: Path, lr: float = 0.003) -> Path:
