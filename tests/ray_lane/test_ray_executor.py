@@ -90,3 +90,14 @@ def test_a_killed_ray_run_resumes_to_the_uninterrupted_result(tmp_path, env):
     assert read_files(out, DATA_FILES) == expected
     stats = json.loads((out / "synthesize" / "stats.json").read_text())
     assert stats["this_run"]["already_done"] >= 10
+
+
+def test_a_failing_ray_run_says_why_in_one_line_and_does_not_hang(tmp_path, env):
+    config = data_project(tmp_path, n=4)
+    for image in (tmp_path / "pairs" / "images").iterdir():  # every pair's image is broken
+        image.write_bytes(b"not a png")
+    result = subprocess.run(command(config, 2), capture_output=True, text=True, env=env, timeout=300,
+                            cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].startswith("Error: rank ") and "found no usable image-caption pairs" in errors[0], errors
