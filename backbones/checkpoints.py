@@ -106,11 +106,12 @@ def write_hub_layout(folder: str | Path, family: str) -> int:
     folder, count = Path(folder), 0
     for path in sorted(folder.glob("*.safetensors")) if rules else ():
         with safe_open(str(path), "pt") as handle:
-            keys, metadata = list(handle.keys()), handle.metadata() or {"format": "pt"}
-            if all(renamed(k) == k for k in keys):
+            names, metadata = {k: renamed(k) for k in handle.keys()}, handle.metadata() or {"format": "pt"}
+            moved = sum(old != new for old, new in names.items())
+            if not moved:
                 continue
-            tensors = {renamed(k): handle.get_tensor(k) for k in keys}
-        count += sum(renamed(k) != k for k in keys)
+            tensors = {new: handle.get_tensor(old) for old, new in names.items()}
+        count += moved
         save_file(tensors, str(path), metadata=metadata)
     index = folder / "model.safetensors.index.json"
     if rules and index.is_file():

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import __version__
-from .layout import DONE, REJECTED, RUNNING, STATS, RunLayout
+from .layout import REJECTED, RunLayout
+from .sharding import shards
 from .stages import STAGES
 
 VERDICT_LABELS = ("yes", "no", "open", "other")
@@ -82,7 +83,7 @@ def _records(path: Path | None, bad: Counter) -> Iterator[dict]:
 
     if path is None:
         return
-    for part in [path, *sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"))]:
+    for part in [path, *shards(path)]:
         if part.is_file():
             for _where, record in iter_records(part, on_error=lambda where, _msg, p=part: bad.update([str(p)])):
                 yield record
@@ -99,15 +100,15 @@ def _read_json(path: Path) -> dict | None:
 def stage_status(run_dir: Path) -> dict[str, dict]:
     """Each stage folder that holds files: whether it finished, and its stats (``stats.json``, else
     the ``_done.json`` summary without the fingerprint)."""
-    found = {}
+    found, layout = {}, RunLayout(run_dir)
     for stage in STAGES:
-        folder = run_dir / stage
+        folder = layout.stage(stage)
         if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
             continue
-        done, running = folder / DONE, folder / RUNNING
+        done, running = layout.done(stage), layout.running(stage)
         status = "done" if done.exists() else "interrupted or running" if running.exists() else "no marker"
-        summary = _read_json(folder / STATS) or {k: v for k, v in (_read_json(done) or {}).items()
-                                                         if k != "fingerprint"}
+        summary = _read_json(layout.stats(stage)) or {k: v for k, v in (_read_json(done) or {}).items()
+                                                      if k != "fingerprint"}
         found[stage] = {"status": status, "summary": summary}
     return found
 
@@ -192,16 +193,16 @@ class _Tally:
 
 
 def _tally(run_dir: Path, mix: Path | None, bad: Counter) -> _Tally:
-    tally = _Tally()
-    for record in _records(RunLayout(run_dir).progress, bad):
+    tally, layout = _Tally(), RunLayout(run_dir)
+    for record in _records(layout.progress, bad):
         tally.progress.setdefault(text(record.get("id")), bool(record.get("triplet")))
-    for record in _records(RunLayout(run_dir).triplets, bad):
+    for record in _records(layout.triplets, bad):
         key = text(record.get("id"))
         if key not in tally.triplet_ids:
             tally.triplet_ids[key] = None
             for name in ("instruction", "precise", "informative"):
                 tally.lengths[name][words(record.get(name))] += 1
-    for record in _records(RunLayout(run_dir).verdicts, bad):
+    for record in _records(layout.verdicts, bad):
         tally.verdicts.setdefault(text(record.get("id")), text(record.get("verdict")))
     for record in _records(mix, bad):
         tally.examples += 1

@@ -51,10 +51,6 @@ class RunLayout:
     def stats(self, stage: str) -> Path:
         return self.stage(stage) / STATS
 
-    def rejected(self, stage: str, part: str | None = None) -> Path:
-        """The stage's quarantine file (``part``: one benchmark's, under ``evaluate``)."""
-        return self.stage(stage) / (f"{part}/{REJECTED}" if part else REJECTED)
-
     @property
     def progress(self) -> Path:
         return self.stage("synthesize") / PROGRESS
@@ -70,9 +66,6 @@ class RunLayout:
     @property
     def mix(self) -> Path:
         return self.output("compose")
-
-    def predictions(self, benchmark: str) -> Path:
-        return self.stage("evaluate") / benchmark / PREDICTIONS
 
 
 __all__ = ["DONE", "PREDICTIONS", "PROGRESS", "REJECTED", "REPORT", "RUNNING", "RUN_FILE", "RunLayout", "STATS"]

@@ -106,7 +106,6 @@ def run_on_ray(args: Sequence[str], settings: RaySettings, echo=print) -> None:
              + f" each) on {'a local cluster' if local else settings.address}; rank 0 at {master}:{port}")
         pending = {worker.run.remote(rank, settings.workers, master, port, list(args), settings.gpus_per_worker): rank
                    for rank, worker in enumerate(workers)}
-        failures = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             rank = pending.pop(done[0])
@@ -115,13 +114,9 @@ def run_on_ray(args: Sequence[str], settings: RaySettings, echo=print) -> None:
             except ray.exceptions.RayError as exc:  # the actor died (killed, out of memory, node lost)
                 code, message = 1, f"worker lost: {str(exc).splitlines()[0]}"
             if code:
-                failures[rank] = message or f"exit code {code}"
                 for worker in workers:  # the others would wait for it at the next barrier forever
                     ray.kill(worker)
-                break
-        if failures:
-            rank, message = min(failures.items())
-            raise RayExecutorError(f"rank {rank} of {settings.workers}: {message}")
+                raise RayExecutorError(f"rank {rank} of {settings.workers}: {message or f'exit code {code}'}")
     finally:
         if local:
             ray.shutdown()

@@ -162,7 +162,7 @@ def _fresh_quarantine(bench_dir: Path, policy: str, world: World) -> Quarantine:
     have no prediction, so they are tried again); only the main process writes it."""
     if not world.is_main:
         return Quarantine(None, policy)  # the same records are rejected on every process: counted once
-    for path in [bench_dir / REJECTED, *bench_dir.glob("rejected.rank*.jsonl")]:
+    for path in [bench_dir / REJECTED, *shards(bench_dir / REJECTED)]:
         path.unlink(missing_ok=True)
     return Quarantine(bench_dir / REJECTED, policy)
 
